@@ -1,0 +1,93 @@
+"""Trajectory-centric RL: one linear-Gaussian controller per condition, no neural network.
+
+One iteration per condition m (Levine & Abbeel NIPS'14, Alg. 1): fit dynamics to the new
+samples with the GMM prior, expand the cost, adapt the KL step, solve the KL-constrained update.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gps_core.config import AlgorithmConfig, DynamicsConfig
+from gps_core.costs.base import Cost
+from gps_core.dynamics.gmm_prior import DynamicsPriorGMM
+from gps_core.dynamics.lin_reg import fit_dynamics
+from gps_core.dynamics.linear_gaussian import LinearGaussianDynamics
+from gps_core.policies.linear_gaussian import LinearGaussianPolicy
+from gps_core.samples import SampleBatch
+from gps_core.traj_opt.cost_expansion import CostExpansion, expand_cost
+from gps_core.traj_opt.kl_lqr import KLTrajOpt, TrajOptConfig
+from gps_core.algorithms.step_adjust import adjust_step_mult
+
+
+@dataclass
+class ConditionState:
+    """What the algorithm carries for one condition between iterations."""
+
+    policy: LinearGaussianPolicy                   # the controller the next samples come from
+    prior: DynamicsPriorGMM
+    eta: float
+    step_mult: float = 1.0
+    prev: tuple[LinearGaussianPolicy, LinearGaussianDynamics, CostExpansion] | None = None
+
+
+@dataclass
+class IterationStats:
+    kl: list[float] = field(default_factory=list)
+    kl_step: list[float] = field(default_factory=list)
+    eta: list[float] = field(default_factory=list)
+    step_mult: list[float] = field(default_factory=list)
+    eta_iterations: list[int] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=lambda: {'dynamics': 0.0, 'traj_opt': 0.0})
+
+
+class TrajOptAlgorithm:
+    def __init__(self, config: AlgorithmConfig, dynamics: DynamicsConfig, traj_opt: TrajOptConfig,
+                 costs: list[Cost], init_policies: list[LinearGaussianPolicy], rng: np.random.Generator):
+        if len(costs) != len(init_policies):
+            raise ValueError(f'{len(costs)} costs for {len(init_policies)} conditions')
+        self.config, self.dynamics_config = config, dynamics
+        self.costs = costs
+        self.rng = rng
+        self.traj_opt = KLTrajOpt(traj_opt)
+        self.conditions = [ConditionState(p, DynamicsPriorGMM(dynamics.prior), config.initial_eta)
+                           for p in init_policies]
+
+    @property
+    def policies(self) -> list[LinearGaussianPolicy]:
+        return [c.policy for c in self.conditions]
+
+    def iteration(self, samples: list[SampleBatch]) -> IterationStats:
+        """Update every condition's controller from its new samples."""
+        if len(samples) != len(self.conditions):
+            raise ValueError(f'got samples for {len(samples)} conditions, expected {len(self.conditions)}')
+        stats = IterationStats()
+        for m, batch in enumerate(samples):
+            self._update_condition(m, batch, stats)
+        return stats
+
+    def _update_condition(self, m: int, batch: SampleBatch, stats: IterationStats) -> None:
+        cond, cfg = self.conditions[m], self.config
+        t0 = time.perf_counter()
+        cond.prior.update(batch.X, batch.U, self.rng)
+        dyn = fit_dynamics(batch.X, batch.U, cond.prior, self.dynamics_config.regularization)
+        t1 = time.perf_counter()
+        cost = expand_cost(self.costs[m].eval(batch.X, batch.U), batch.X, batch.U)
+        if cond.prev is not None:
+            prev_policy, prev_dyn, prev_cost = cond.prev
+            cond.step_mult, _, _ = adjust_step_mult(cond.step_mult, prev_policy, cond.policy, prev_dyn,
+                                                    prev_cost, dyn, cost, cfg.min_step_mult, cfg.max_step_mult)
+        kl_step = cfg.base_kl_step * cond.step_mult * batch.T
+        upd = self.traj_opt.update(cond.policy, dyn, cost, kl_step, cond.eta)
+        cond.prev = (cond.policy, dyn, cost)
+        cond.policy, cond.eta = upd.policy, upd.eta
+        t2 = time.perf_counter()
+        stats.kl.append(upd.kl)
+        stats.kl_step.append(kl_step)
+        stats.eta.append(upd.eta)
+        stats.step_mult.append(cond.step_mult)
+        stats.eta_iterations.append(upd.iterations)
+        stats.seconds['dynamics'] += t1 - t0
+        stats.seconds['traj_opt'] += t2 - t1

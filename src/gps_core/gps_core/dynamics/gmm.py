@@ -1,0 +1,311 @@
+"""Gaussian mixture model fitted by EM: the clusters behind the dynamics prior.
+
+Shapes (documented once):
+  data  [M, D]     points the mixture is fitted to (for the dynamics prior D = dX + dU + dX)
+  pts   [B, n, D]  B independent query sets of n points each (e.g. B = T-1 steps, n = N samples)
+  K                number of clusters
+
+Levine & Abbeel NIPS'14 (dynamics fitting with a GMM prior) and Levine et al. JMLR'16: a GMM over
+[x_t, u_t, x_{t+1}] of recent samples; each cluster is one local linear-Gaussian model, and the
+weighted moments of the clusters that explain a time step's samples form the normal-inverse-Wishart
+prior of that step's regression (see `GMM.inference`).
+
+Speed: each M-step Cholesky-factorizes every cluster covariance once and stores the factors, the
+log-determinants and the stacked whitening matrices L_k^{-1}; the E-step (fit and query alike) is
+then one GEMM of the points against all K whitening matrices. That GEMM runs in float32 on data
+centred at the fit's mean: the squared Mahalanobis distances it produces are accurate to ~1e-6
+relative (errors enter squared where a point lies on a cluster's thin directions), which is far
+below what matters for responsibilities; factors, moments and the M-step stay in float64.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import lapack
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+# A responsibility below this contributes < 1e-10 of a point to a cluster's scatter: skipped.
+_RESP_FLOOR = 1e-10
+_LOG_RESP_FLOOR = -80.0
+# Clusters whose mass falls below this fraction of 1/K are rebooted (reference GPS: 1e-4 / K).
+_DEAD_MASS = 1e-4
+
+
+@dataclass(frozen=True)
+class GMMParams:
+    """A fitted mixture, with the factorization every E-step needs.
+
+    weights [K], means [K, D], covariances [K, D, D] (float64);
+    chol [K, D, D] lower Cholesky factors L_k (Sigma_k = L_k L_k^T); logdet [K] = log |Sigma_k|;
+    center [D]: origin of the E-step's coordinates a = [1, x - center];
+    whiten: row blocks of the stacked whitening maps, each (e, W [e+1, K*w]) float32, mapping
+    a[:, :e+1] to rows s..e-1 (w = e - s) of L_k^{-1} (x - mu_k) for every k. L_k^{-1} is lower
+    triangular, so rows below e never need coordinates past e: the blocks skip ~1/3 of the flops
+    of one dense [D+1, K*D] product.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    chol: np.ndarray
+    logdet: np.ndarray
+    center: np.ndarray
+    whiten: tuple[tuple[int, np.ndarray], ...]
+
+    @property
+    def K(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def D(self) -> int:
+        return self.means.shape[1]
+
+
+def _cholesky(covariances: np.ndarray, reg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Batched Cholesky; if rounding broke definiteness, floor the eigenvalues at reg first."""
+    try:
+        return covariances, np.linalg.cholesky(covariances)
+    except np.linalg.LinAlgError:
+        evals, evecs = np.linalg.eigh(covariances)
+        covariances = (evecs * np.maximum(evals, reg)[:, None, :]) @ evecs.transpose(0, 2, 1)
+        covariances = 0.5 * (covariances + covariances.transpose(0, 2, 1))
+        return covariances, np.linalg.cholesky(covariances)
+
+
+def make_params(weights: np.ndarray, means: np.ndarray, covariances: np.ndarray,
+                center: np.ndarray, reg: float) -> GMMParams:
+    """Factor the cluster covariances once and build the E-step's whitening blocks."""
+    K, D = means.shape
+    covariances, chol = _cholesky(covariances, reg)
+    logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    inv_chol = np.empty_like(chol)
+    for k in range(K):  # K LAPACK trtri calls: O(K D^3), small next to one E-step
+        inv_chol[k], info = lapack.dtrtri(chol[k], lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f'cluster {k}: singular Cholesky factor (trtri info={info})')
+    inv_chol = np.tril(inv_chol)
+    offsets = (inv_chol @ (means - center)[:, :, None])[:, :, 0]          # L_k^{-1}(mu_k - c)
+    bounds = np.unique(np.linspace(0, D, min(3, D) + 1).round().astype(int))
+    blocks = []
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        w = np.empty((e + 1, K * (e - s)), dtype=np.float32)
+        w[0] = -offsets[:, s:e].reshape(-1)
+        w[1:] = inv_chol[:, s:e, :e].transpose(2, 0, 1).reshape(e, K * (e - s))
+        blocks.append((int(e), w))
+    return GMMParams(weights=weights, means=means, covariances=covariances, chol=chol,
+                     logdet=logdet, center=center, whiten=tuple(blocks))
+
+
+def estep_workspace(params: GMMParams, M: int) -> np.ndarray:
+    """Scratch for `log_joint` on M points; reusing one across EM iterations avoids paying page
+    faults on a fresh multi-MB buffer every E-step."""
+    return np.empty(M * max(w.shape[1] for _, w in params.whiten), dtype=np.float32)
+
+
+def log_joint(params: GMMParams, x: np.ndarray, work: np.ndarray | None = None) -> np.ndarray:
+    """log(w_k N(x_i | mu_k, Sigma_k)) for x [M, D] -> [M, K], from the stored factors.
+
+    work: optional scratch from `estep_workspace(params, M)` (same K and D).
+    """
+    M, D = x.shape
+    a = np.empty((M, D + 1), dtype=np.float32)
+    a[:, 0] = 1.0
+    np.subtract(x, params.center, out=a[:, 1:], casting='same_kind')
+    if work is None:
+        work = estep_workspace(params, M)
+    maha = np.zeros((M, params.K), dtype=np.float32)
+    for e, w in params.whiten:  # <= 3 row blocks, each one GEMM over all points and clusters
+        z = np.matmul(a[:, :e + 1], w, out=work[:M * w.shape[1]].reshape(M, w.shape[1]))
+        z = z.reshape(M, params.K, -1)
+        maha += np.einsum('mkd,mkd->mk', z, z)
+    return np.log(params.weights) - 0.5 * (maha.astype(np.float64) + params.logdet + D * _LOG_2PI)
+
+
+def responsibilities(logp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log-space normalization of logp [M, K]: (logsumexp_k [M], responsibilities [M, K])."""
+    top = logp.max(axis=1, keepdims=True)
+    # Responsibilities below e^-80 (~1e-35) are kept at that floor: letting exp underflow into
+    # subnormals makes every later product on them an order of magnitude slower.
+    e = np.exp(np.maximum(logp - top, _LOG_RESP_FLOOR))
+    total = e.sum(axis=1, keepdims=True)
+    return np.log(total[:, 0]) + top[:, 0], e / total
+
+
+def m_step(data: np.ndarray, resp: np.ndarray, reg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Masses nk [K] (expected point counts), means [K, D], covariances [K, D, D] + reg I from
+    responsibilities resp [M, K]."""
+    M, D = data.shape
+    K = resp.shape[1]
+    nk = resp.sum(axis=0)
+    means = (resp.T @ data) / nk[:, None]
+    # Responsibilities in high D are nearly hard, so each cluster's scatter is summed over only
+    # the (point, cluster) pairs it holds: ~K x cheaper than the dense [K*D, M] x [M, D] product.
+    kk, ii = np.nonzero(resp.T > _RESP_FLOOR)                        # sorted by cluster
+    y = (data[ii] - means[kk]) * np.sqrt(resp[ii, kk])[:, None]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(kk, minlength=K))])
+    covs = np.empty((K, D, D))
+    for k in range(K):  # one small BLAS product per cluster
+        yk = y[bounds[k]:bounds[k + 1]]
+        np.matmul(yk.T, yk, out=covs[k])
+    covs /= nk[:, None, None]
+    covs = 0.5 * (covs + covs.transpose(0, 2, 1))
+    covs[:, np.arange(D), np.arange(D)] += reg
+    return nk, means, covs
+
+
+def reboot_dead(nk: np.ndarray, means: np.ndarray, covs: np.ndarray,
+                data_moments: tuple[np.ndarray, np.ndarray], reg: float) -> None:
+    """Reset clusters whose mass fell below _DEAD_MASS / K to data_moments, in place.
+
+    data_moments: mean [D] and covariance [D, D] of all the data. As in the reference GPS code the
+    cluster keeps its tiny mass, so it becomes an inert, broad component: it cannot collapse onto
+    a few points (a singular spike) and costs nothing but its share of the E-step. (Giving it
+    real mass back revives K identical clusters EM cannot pull apart; splitting live clusters
+    to replace it was measured to over-fit the 71-D dynamics data and double EM's iterations.)
+    """
+    dead = nk < _DEAD_MASS * nk.sum() / nk.shape[0]
+    if np.any(dead):
+        means[dead] = data_moments[0]
+        covs[dead] = data_moments[1] + reg * np.eye(means.shape[1])
+
+
+def kmeanspp_labels(data: np.ndarray, K: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007), then nearest-seed labels [M]."""
+    M = data.shape[0]
+    sq = np.einsum('md,md->m', data, data)
+    seeds = [int(rng.integers(M))]
+    d2 = np.maximum(sq - 2.0 * data @ data[seeds[0]] + sq[seeds[0]], 0.0)
+    for _ in range(1, K):
+        total = d2.sum()
+        seed = int(rng.choice(M, p=d2 / total)) if total > 0 else int(rng.integers(M))
+        seeds.append(seed)
+        d2 = np.minimum(d2, np.maximum(sq - 2.0 * data @ data[seed] + sq[seed], 0.0))
+    centers = data[seeds]
+    dist = sq[:, None] - 2.0 * data @ centers.T + np.einsum('kd,kd->k', centers, centers)[None]
+    return np.argmin(dist, axis=1)
+
+
+def initial_params(data: np.ndarray, K: int, rng: np.random.Generator, reg: float) -> GMMParams:
+    """Cold start: k-means++ partition; every cluster starts with the pooled within-cluster
+    covariance, so no small seed cluster starts out as a near-singular spike that EM would
+    collapse onto."""
+    M, D = data.shape
+    labels = kmeanspp_labels(data, K, rng)
+    counts = np.bincount(labels, minlength=K).astype(float)
+    sums = np.zeros((K, D))
+    np.add.at(sums, labels, data)
+    means = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1.0)[:, None], data.mean(axis=0))
+    resid = data - means[labels]
+    pooled = resid.T @ resid / M + reg * np.eye(D)
+    weights = np.maximum(counts, 1.0)
+    return make_params(weights / weights.sum(), means, np.broadcast_to(pooled, (K, D, D)).copy(),
+                       data.mean(axis=0), reg)
+
+
+class GMM:
+    """Gaussian mixture fitted by EM over points [M, D], warm-started across fits.
+
+    After `fit`: `params` (weights, means, covariances and their factors), `n_iter` (M-steps in the
+    last fit), `converged`, `log_likelihood` (mean per point, at the returned parameters).
+    """
+
+    def __init__(self, reg: float = 1e-6) -> None:
+        """reg: added to every cluster covariance's diagonal (reference GPS: 1e-6)."""
+        if not reg > 0:
+            raise ValueError(f'GMM reg must be > 0; got {reg}')
+        self.reg = float(reg)
+        self._params: GMMParams | None = None
+        self.n_iter = 0
+        self.converged = False
+        self.log_likelihood = float('nan')
+
+    @property
+    def params(self) -> GMMParams:
+        if self._params is None:
+            raise RuntimeError('GMM has not been fitted yet; call fit(data, K, rng) first')
+        return self._params
+
+    @property
+    def fitted(self) -> bool:
+        return self._params is not None
+
+    def fit(self, data: np.ndarray, K: int, rng: np.random.Generator,
+            max_iterations: int = 100, tol: float = 1e-4) -> GMM:
+        """EM on data [M, D] with K clusters.
+
+        Warm start: if the last fit had the same K and D, EM starts from its parameters (the
+        sliding sample window changes little between GPS iterations, so this converges in a few
+        steps); otherwise k-means++ seeding from `rng`. Stops when the mean per-point
+        log-likelihood changes by at most tol * max(1, |ll|), or after max_iterations M-steps.
+        """
+        data = np.asarray(data, dtype=float)
+        if data.ndim != 2 or data.shape[0] < 1 or data.shape[1] < 1:
+            raise ValueError(f'GMM.fit expects data [M, D] with M, D >= 1; got shape {data.shape}')
+        if not np.all(np.isfinite(data)):
+            raise ValueError('GMM.fit: data holds non-finite values')
+        M, D = data.shape
+        if int(K) != K or not 1 <= K <= M:
+            raise ValueError(f'GMM.fit expects an integer K in [1, M={M}]; got {K}')
+        if int(max_iterations) != max_iterations or max_iterations < 0:
+            raise ValueError(f'GMM.fit expects max_iterations >= 0; got {max_iterations}')
+        K = int(K)
+        prev_params = self._params
+        if prev_params is not None and prev_params.K == K and prev_params.D == D:
+            params = prev_params
+        else:
+            params = initial_params(data, K, rng, self.reg)
+        center = data.mean(axis=0)
+        diff = data - center
+        moments = (center, diff.T @ diff / M)
+        work = estep_workspace(params, M)
+        prev_ll, n_iter, converged = -np.inf, 0, False
+        for _ in range(max_iterations + 1):
+            lse, resp = responsibilities(log_joint(params, data, work))
+            ll = float(lse.mean())
+            if abs(ll - prev_ll) <= tol * max(1.0, abs(ll)):
+                converged = True
+                break
+            if n_iter == max_iterations:
+                break
+            prev_ll = ll
+            nk, means, covs = m_step(data, resp, self.reg)
+            reboot_dead(nk, means, covs, moments, self.reg)
+            params = make_params(nk / nk.sum(), means, covs, center, self.reg)
+            n_iter += 1
+        self._params, self.n_iter, self.converged, self.log_likelihood = params, n_iter, converged, ll
+        return self
+
+    def inference(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Normal-inverse-Wishart prior for each of B query sets pts [B, n, D].
+
+        Per query set b (reference GPS `GMM.inference`): cluster weights w_bk = mean over its n
+        points of the posterior responsibilities; mu0 [B, D] = sum_k w_bk mu_k;
+        Phi [B, D, D] = sum_k w_bk (Sigma_k + (mu_k - mu0_b)(mu_k - mu0_b)^T), the covariance of
+        the weighted mixture.
+
+        Returns (mu0, Phi, m [B], n0 [B]) with m = n0 = 1: the prior counts as one pseudo-
+        observation whose scatter is Phi, so its expected covariance Phi / n0 is exactly the
+        mixture covariance at any strength. (The reference's n0 = (M - 2 - D) / M tends to 1 for
+        M >> D and turns negative, i.e. invalid, when the GMM saw fewer than D + 2 points.)
+        Callers scale m, n0 and Phi together by the prior strength.
+        """
+        params = self.params
+        pts = np.asarray(pts, dtype=float)
+        if pts.ndim != 3 or pts.shape[1] < 1 or pts.shape[2] != params.D:
+            raise ValueError(f'GMM.inference expects pts [B, n, D={params.D}] with n >= 1; '
+                             f'got shape {pts.shape}')
+        if not np.all(np.isfinite(pts)):
+            raise ValueError('GMM.inference: pts hold non-finite values')
+        B, n, D = pts.shape
+        _, resp = responsibilities(log_joint(params, pts.reshape(B * n, D)))
+        w = resp.reshape(B, n, params.K).mean(axis=1)                       # [B, K]
+        mu0 = w @ params.means
+        dmu = params.means[None] - mu0[:, None]                              # [B, K, D]
+        # Two [B, D, D] buffers in all (fresh multi-MB arrays cost page faults, not just flops).
+        within = (w @ params.covariances.reshape(params.K, D * D)).reshape(B, D, D)
+        between = np.matmul((dmu * w[:, :, None]).transpose(0, 2, 1), dmu)
+        within += between
+        Phi = np.add(within, within.transpose(0, 2, 1), out=between)
+        Phi *= 0.5
+        return mu0, Phi, np.ones(B), np.ones(B)

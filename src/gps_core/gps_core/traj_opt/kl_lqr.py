@@ -1,0 +1,131 @@
+"""KL-constrained trajectory optimization by dual gradient descent on eta.
+
+Levine & Abbeel, "Learning Neural Network Policies with Guided Policy Search under Unknown
+Dynamics", NIPS 2014, eq. (3)-(4): minimize E[cost] subject to KL(p_new || p_prior) <= epsilon.
+For fixed eta the Lagrangian is minimized by an LQR pass on cost/eta - log p_prior; eta is then
+searched in log space until |KL - epsilon| <= tolerance * epsilon.
+
+The optimizer is given the distribution to stay close to (`prior`); it knows nothing of the
+algorithm calling it (trajectory-centric RL passes the previous controller, MDGPS the
+linearized global policy, BADMM adds its Lagrange terms to the cost).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from gps_core.dynamics.linear_gaussian import LinearGaussianDynamics
+from gps_core.policies.linear_gaussian import LinearGaussianPolicy
+from gps_core.traj_opt.cost_expansion import CostExpansion
+from gps_core.traj_opt.kl import traj_kl
+from gps_core.traj_opt.lqr import NotPositiveDefinite, backward_pass, forward_pass, kl_penalty_terms
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrajOptConfig:
+    min_eta: float = 1e-8
+    max_eta: float = 1e16
+    max_iterations: int = 50
+    kl_tolerance: float = 0.1     # accept |KL - eps| <= kl_tolerance * eps
+
+
+@dataclass(frozen=True)
+class TrajUpdate:
+    policy: LinearGaussianPolicy
+    eta: float
+    kl: float                     # KL(p_new || prior), summed over time
+    kl_step: float                # the epsilon it was constrained to
+    iterations: int
+    converged: bool               # False only when eta hit a bound (constraint inactive / infeasible)
+    mu: np.ndarray                # [T, dXU] state-action marginals of the new controller
+    sigma: np.ndarray             # [T, dXU, dXU]
+
+
+class EtaSearchError(RuntimeError):
+    pass
+
+
+class KLTrajOpt:
+    def __init__(self, config: TrajOptConfig = TrajOptConfig()):
+        self.config = config
+
+    def solve_eta(self, eta: float, cost: CostExpansion, dyn: LinearGaussianDynamics,
+                  prior: LinearGaussianPolicy, pkl: tuple[np.ndarray, np.ndarray]
+                  ) -> tuple[LinearGaussianPolicy, float]:
+        """Backward pass at eta, raising eta geometrically while Q_uu is not positive definite.
+
+        Large eta weights -log p_prior (PD) over the cost (possibly indefinite, e.g. the log term of
+        the end-effector cost), so raising eta always repairs Q_uu unless the prior itself is bad.
+        """
+        PKLm, PKLv = pkl
+        step = max(eta, 1e-4)
+        while True:
+            try:
+                return backward_pass(cost.Cm / eta + PKLm, cost.cv / eta + PKLv, dyn), eta
+            except NotPositiveDefinite as err:
+                if eta >= self.config.max_eta:
+                    raise EtaSearchError(
+                        f'Q_uu is not positive definite at t={err.t} even at eta={eta:.3g} '
+                        f'(max_eta): the prior controller covariance or the cost is degenerate') from None
+                eta = min(eta + step, self.config.max_eta)
+                step *= 2.0
+
+    def update(self, prior: LinearGaussianPolicy, dyn: LinearGaussianDynamics, cost: CostExpansion,
+               kl_step: float, eta0: float = 1.0) -> TrajUpdate:
+        """New controller with KL(p_new || prior) ~= kl_step (total over the horizon)."""
+        if not (kl_step > 0 and math.isfinite(kl_step)):
+            raise ValueError(f'kl_step must be positive and finite; got {kl_step}')
+        cfg = self.config
+        pkl = kl_penalty_terms(prior)
+        lo, hi = cfg.min_eta, cfg.max_eta          # bracket on eta, in log space
+        lo_con = hi_con = None                     # log(KL/eps) at the bracket ends, once known
+        eta = float(np.clip(eta0, lo, hi))
+        for it in range(1, cfg.max_iterations + 1):
+            policy, eta = self.solve_eta(eta, cost, dyn, prior, pkl)
+            mu, sigma = forward_pass(policy, dyn)
+            kl = float(np.sum(traj_kl(mu, sigma, policy, prior)))
+            con = kl - kl_step
+            log.debug('eta search %d: eta=%.4g KL=%.4g target=%.4g', it, eta, kl, kl_step)
+            if abs(con) <= cfg.kl_tolerance * kl_step:
+                return TrajUpdate(policy, eta, kl, kl_step, it, True, mu, sigma)
+            lcon = math.log(max(kl, 1e-300) / kl_step)
+            if con < 0:                            # KL too small: eta too large
+                hi, hi_con = eta, lcon
+                if eta <= cfg.min_eta * (1 + 1e-9):
+                    return TrajUpdate(policy, eta, kl, kl_step, it, False, mu, sigma)
+            else:
+                lo, lo_con = eta, lcon
+                if eta >= cfg.max_eta * (1 - 1e-9):
+                    return TrajUpdate(policy, eta, kl, kl_step, it, False, mu, sigma)
+            eta = self._next_eta(lo, hi, lo_con, hi_con)
+        log.warning('eta search did not converge in %d iterations (KL %.4g, target %.4g)',
+                    cfg.max_iterations, kl, kl_step)
+        return TrajUpdate(policy, eta, kl, kl_step, cfg.max_iterations, False, mu, sigma)
+
+    @staticmethod
+    def _next_eta(lo: float, hi: float, lo_con: float | None, hi_con: float | None) -> float:
+        """Next eta inside (lo, hi): secant on log KL vs log eta once bracketed, else x10 steps."""
+        llo, lhi = math.log(lo), math.log(hi)
+        if lo_con is not None and hi_con is not None and lo_con > hi_con:
+            frac = lo_con / (lo_con - hi_con)      # zero of the line through both ends
+            frac = min(max(frac, 0.1), 0.9)        # keep shrinking the bracket from both sides
+            return math.exp(llo + frac * (lhi - llo))
+        if lo_con is None and hi_con is not None:  # only an upper end known: go down
+            return max(math.exp(0.5 * (llo + lhi)), hi * 0.1)
+        if hi_con is None and lo_con is not None:  # only a lower end known: go up
+            return min(math.exp(0.5 * (llo + lhi)), lo * 10.0)
+        return math.exp(0.5 * (llo + lhi))
+
+
+def estimate_cost(policy: LinearGaussianPolicy, dyn: LinearGaussianDynamics,
+                  cost: CostExpansion) -> np.ndarray:
+    """Expected cost per step [T] of the policy under the dynamics and the quadratic cost model."""
+    mu, sigma = forward_pass(policy, dyn)
+    return (cost.cc + np.einsum('ti,ti->t', mu, cost.cv)
+            + 0.5 * np.einsum('ti,tij,tj->t', mu, cost.Cm, mu)
+            + 0.5 * np.einsum('tij,tji->t', cost.Cm, sigma))
