@@ -1,0 +1,98 @@
+"""An experiment YAML turned into the objects training needs (ROS-free).
+
+Shared by the in-process agent and the ROS 2 trainer: the state encoder of the robot named in
+the YAML, each condition's end-effector targets, costs and initial controllers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from gps_controllers.state_encoder import StateEncoder
+from gps_core.config import ConditionConfig, CostConfig, ExperimentConfig
+from gps_core.costs import ActionCost, EEPointCost, StateCost, WeightedSumCost
+from gps_core.costs.base import Cost
+from gps_core.policies import LinearGaussianPolicy, hold_pose_controller
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str               # 'train/0', 'test/3', ...
+    q0: np.ndarray          # [nj] initial joint positions
+    targets: np.ndarray     # [P, 3] end-effector point targets in the base frame
+
+
+class Experiment:
+    def __init__(self, config: ExperimentConfig):
+        self.config = config
+        robot = config.robot
+        self.encoder = StateEncoder(str(config.resolve(robot.urdf)), list(robot.joints), robot.ee_link,
+                                    np.asarray(robot.ee_points, dtype=float), base_link=robot.base_link)
+        self.conditions = [self._condition(f'train/{i}', c) for i, c in enumerate(config.conditions)]
+        self.test_conditions = [self._condition(f'test/{i}', c) for i, c in enumerate(config.test_conditions)]
+
+    @property
+    def dX(self) -> int:
+        return self.encoder.dX
+
+    @property
+    def dU(self) -> int:
+        return len(self.config.robot.joints)
+
+    @property
+    def urdf_path(self) -> str:
+        return str(self.config.resolve(self.config.robot.urdf))
+
+    def _condition(self, name: str, c: ConditionConfig) -> Condition:
+        rpy = c.target_rpy if c.target_rpy is not None else self.config.target_rpy
+        R = Rotation.from_euler('xyz', rpy).as_matrix()
+        offsets = np.asarray(self.config.robot.ee_points, dtype=float)
+        # target_position is where the FIRST end-effector point must go; the others follow the pose.
+        origin = np.asarray(c.target_position, dtype=float) - R @ offsets[0]
+        return Condition(name, np.asarray(c.initial_joint_positions, dtype=float),
+                         self.encoder.targets_from_pose(origin, R))
+
+    def final_distance(self, X: np.ndarray) -> np.ndarray:
+        """Distance of the first end-effector point to its target at the last step, per sample. X [N, T, dX]."""
+        rel = X[:, -1, self.encoder.ee_slice]          # point positions minus targets, [N, 3P]
+        return np.linalg.norm(rel[:, :3], axis=1)
+
+    def costs(self) -> list[Cost]:
+        """One cost per condition; targets live in the state (points are relative), so they are equal."""
+        cost = build_cost(self.config.cost, self.config.T, self.dX, self.dU,
+                          np.arange(self.dX)[self.encoder.ee_slice])
+        return [cost for _ in self.conditions]
+
+    def init_policies(self) -> list[LinearGaussianPolicy]:
+        init = self.config.algorithm.init
+        idx = np.arange(self.dX)
+        return [hold_pose_controller(self.config.T, self.dX, c.q0, idx[:self.dU], idx[self.dU:2 * self.dU],
+                                     np.asarray(init.kp), np.asarray(init.kd), np.asarray(init.init_var))
+                for c in self.conditions]
+
+
+def build_cost(cfg: CostConfig, T: int, dX: int, dU: int, ee_index: np.ndarray) -> Cost:
+    """The weighted sum of the costs the YAML enables."""
+    costs: list[Cost] = []
+    weights: list[float] = []
+    if cfg.action is not None:
+        costs.append(ActionCost(np.broadcast_to(np.asarray(cfg.action.wu, dtype=float), (dU,))))
+        weights.append(cfg.action.weight)
+    if cfg.ee_point is not None:
+        e = cfg.ee_point
+        costs.append(EEPointCost(ee_index, np.zeros(len(ee_index)),
+                                 np.broadcast_to(np.asarray(e.wp, dtype=float), (len(ee_index),)),
+                                 l1=e.l1, l2=e.l2, alpha=e.alpha, ramp=e.ramp, final_multiplier=e.final_multiplier))
+        weights.append(e.weight)
+    if cfg.state is not None:
+        s = cfg.state
+        idx = np.asarray(s.indices, dtype=int)
+        costs.append(StateCost(idx, np.asarray(s.target, dtype=float),
+                               np.broadcast_to(np.asarray(s.wp, dtype=float), idx.shape),
+                               ramp=s.ramp, final_multiplier=s.final_multiplier))
+        weights.append(s.weight)
+    if not costs:
+        raise ValueError('the experiment enables no cost term (cost: action / ee_point / state)')
+    return WeightedSumCost(costs, weights)

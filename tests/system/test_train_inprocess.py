@@ -1,0 +1,93 @@
+"""End to end on the simulated UR5e: gps-train solves the shipped task, reproducibly."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gps_agent_ros.experiment import Experiment
+from gps_agent_ros.inprocess_agent import InProcessAgent
+from gps_agent_ros.train_cli import main as gps_train
+from gps_agent_ros.trainer import sample_condition
+from gps_core.algorithms import TrajOptAlgorithm
+from gps_core.checkpoint import load_checkpoint
+from gps_core.config import load_experiment
+from gps_core.traj_opt import forward_pass, traj_kl
+
+REPO = Path(__file__).resolve().parents[2]
+UR5E = REPO / 'config' / 'ur5e_reach.yaml'
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp('ur5e')
+    assert gps_train([str(UR5E), '--agent', 'inprocess', '--out', str(out), '--iterations', '6']) == 0
+    return out
+
+
+def test_solves_all_four_conditions(trained):
+    metrics = json.loads((trained / 'metrics.json').read_text())
+    assert metrics['experiment'] == 'ur5e_reach' and metrics['agent'] == 'inprocess'
+    its = metrics['iterations']
+    assert [r['iteration'] for r in its] == list(range(1, 7))
+    assert all(r['samples'] == 20 for r in its)
+    first, last = its[0]['final_ee_distance'], its[-1]['final_ee_distance']
+    assert min(first) > 0.1                      # the initial controller only holds the start pose
+    assert metrics['solved_at_iteration'] is not None and metrics['solved_at_iteration'] <= 6
+    assert max(last) <= 0.05
+    assert its[-1]['mean_cost'] < its[0]['mean_cost']
+    assert set(its[0]['seconds']) >= {'sampling', 'dynamics', 'traj_opt'}
+    assert (trained / 'training.png').stat().st_size > 1000
+
+
+def test_checkpoint_round_trip(trained):
+    it, policies, scalars = load_checkpoint(trained / 'checkpoints' / 'iteration_006.npz')
+    assert it == 6 and len(policies) == 4
+    assert policies[0].K.shape == (100, 6, 30) and scalars['eta'].shape == (4,)
+    again = load_experiment(trained / 'checkpoints' / 'experiment.yaml')
+    assert again.conditions == load_experiment(UR5E).conditions
+
+
+def test_seeded_runs_are_bit_for_bit_reproducible(tmp_path):
+    runs = []
+    for name in ('a', 'b'):
+        assert gps_train([str(UR5E), '--out', str(tmp_path / name), '--iterations', '2', '--seed', '3']) == 0
+        _, pols, scalars = load_checkpoint(tmp_path / name / 'checkpoints' / 'iteration_002.npz')
+        metrics = json.loads((tmp_path / name / 'metrics.json').read_text())
+        runs.append((pols, scalars, [(r['mean_cost'], r['final_ee_distance'], r['kl']) for r in metrics['iterations']]))
+    (pa, sa, ma), (pb, sb, mb) = runs
+    assert ma == mb
+    for a, b in zip(pa, pb):
+        assert np.array_equal(a.K, b.K) and np.array_equal(a.k, b.k) and np.array_equal(a.pol_covar, b.pol_covar)
+    assert all(np.array_equal(sa[k], sb[k]) for k in sa)
+
+
+def test_kl_constraint_holds_on_arm_data():
+    """On the nonlinear arm's fitted dynamics, the achieved KL is within 10% of epsilon."""
+    cfg = load_experiment(UR5E)
+    exp = Experiment(cfg)
+    agent = InProcessAgent(exp)
+    rng = np.random.default_rng(0)
+    alg = TrajOptAlgorithm(cfg.algorithm, cfg.dynamics, cfg.traj_opt, exp.costs()[:1], exp.init_policies()[:1], rng)
+    try:
+        for _ in range(2):
+            prior = alg.policies[0]
+            stats = alg.iteration([sample_condition(agent, exp, 0, prior, cfg.samples_per_condition, rng)])
+            assert abs(stats.kl[0] - stats.kl_step[0]) <= 0.1 * stats.kl_step[0]
+            # recompute the KL independently of the optimizer's bookkeeping
+            dyn = alg.conditions[0].prev[1]
+            mu, sigma = forward_pass(alg.policies[0], dyn)
+            assert np.sum(traj_kl(mu, sigma, alg.policies[0], prior)) == pytest.approx(stats.kl[0], rel=1e-9)
+    finally:
+        agent.close()
+
+
+def test_bad_experiment_file_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text(UR5E.read_text().replace('samples_per_condition', 'samples_per_conditon'))
+    assert gps_train([str(bad), '--out', str(tmp_path / 'o')]) == 2
+    err = capsys.readouterr().err
+    assert 'samples_per_conditon' in err and str(bad) in err
+    assert not (tmp_path / 'o').exists()
