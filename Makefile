@@ -15,11 +15,13 @@ export AMENT_PREFIX_PATH := $(CURDIR)/$(VENV)
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt src/gps_core/setup.py src/gps_controllers/setup.py src/gps_agent_ros/setup.py
+$(STAMP): requirements.txt src/*/setup.py src/gps_interfaces/CMakeLists.txt \
+		src/gps_interfaces/action/*.action src/gps_interfaces/srv/*.srv scripts/build_interfaces.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --use-pep517 \
 		-e src/gps_core -e src/gps_controllers -e src/gps_agent_ros
+	scripts/build_interfaces.sh $(VENV)
 	touch $(STAMP)
 
 demo: $(STAMP)
