@@ -12,10 +12,11 @@ prior of that step's regression (see `GMM.inference`).
 
 Speed: each M-step Cholesky-factorizes every cluster covariance once and stores the factors, the
 log-determinants and the stacked whitening matrices L_k^{-1}; the E-step (fit and query alike) is
-then one GEMM of the points against all K whitening matrices. That GEMM runs in float32 on data
-centred at the fit's mean: the squared Mahalanobis distances it produces are accurate to ~1e-6
-relative (errors enter squared where a point lies on a cluster's thin directions), which is far
-below what matters for responsibilities; factors, moments and the M-step stay in float64.
+then at most three GEMMs of all points against all K whitening matrices, vectorized over points
+and clusters. Those GEMMs run in float32 on data centred at the fit's mean: the squared
+Mahalanobis distances are accurate to ~1e-6 relative (errors enter squared where a point lies on
+a cluster's thin directions), far below what matters for responsibilities; factors, moments and
+the M-step stay in float64. Responsibilities are computed in log space (logsumexp).
 """
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ import numpy as np
 from scipy.linalg import lapack
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
-# A responsibility below this contributes < 1e-10 of a point to a cluster's scatter: skipped.
+# A responsibility below this adds < 1e-10 of a point to a cluster's scatter: skipped in the M-step.
 _RESP_FLOOR = 1e-10
+# Log-responsibility floor (relative to a point's best cluster): e^-80 ~ 1e-35, still a normal float.
 _LOG_RESP_FLOOR = -80.0
-# Clusters whose mass falls below this fraction of 1/K are rebooted (reference GPS: 1e-4 / K).
+# Clusters whose mass falls below this fraction of 1/K are reset (reference GPS: 1e-4 / K).
 _DEAD_MASS = 1e-4
 
 
@@ -80,11 +82,12 @@ def make_params(weights: np.ndarray, means: np.ndarray, covariances: np.ndarray,
     covariances, chol = _cholesky(covariances, reg)
     logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
     inv_chol = np.empty_like(chol)
-    for k in range(K):  # K LAPACK trtri calls: O(K D^3), small next to one E-step
+    # K LAPACK trtri calls, O(K D^3): small next to one E-step. The strictly upper triangle of
+    # each inverse stays the zeros it was copied from.
+    for k in range(K):
         inv_chol[k], info = lapack.dtrtri(chol[k], lower=1)
         if info != 0:
             raise np.linalg.LinAlgError(f'cluster {k}: singular Cholesky factor (trtri info={info})')
-    inv_chol = np.tril(inv_chol)
     offsets = (inv_chol @ (means - center)[:, :, None])[:, :, 0]          # L_k^{-1}(mu_k - c)
     bounds = np.unique(np.linspace(0, D, min(3, D) + 1).round().astype(int))
     blocks = []
@@ -132,42 +135,35 @@ def responsibilities(logp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.log(total[:, 0]) + top[:, 0], e / total
 
 
-def m_step(data: np.ndarray, resp: np.ndarray, reg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Masses nk [K] (expected point counts), means [K, D], covariances [K, D, D] + reg I from
-    responsibilities resp [M, K]."""
+def m_step(data: np.ndarray, resp: np.ndarray, reg: float, data_moments: tuple[np.ndarray, np.ndarray]
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights [K], means [K, D], covariances [K, D, D] (+ reg I) from responsibilities resp [M, K].
+
+    Clusters whose mass fell below _DEAD_MASS / K are reset to data_moments (mean [D] and
+    covariance [D, D] of all the data) and keep their tiny mass, as in the reference GPS code: an
+    inert, broad component that cannot collapse onto a few points (a singular spike). Giving it
+    real mass back instead revives identical clusters EM cannot pull apart; replacing it by
+    splitting a live cluster roughly doubled the EM iterations on the 71-D benchmark without
+    improving the fitted dynamics.
+    """
     M, D = data.shape
     K = resp.shape[1]
     nk = resp.sum(axis=0)
+    dead = nk < _DEAD_MASS * M / K
     means = (resp.T @ data) / nk[:, None]
     # Responsibilities in high D are nearly hard, so each cluster's scatter is summed over only
     # the (point, cluster) pairs it holds: ~K x cheaper than the dense [K*D, M] x [M, D] product.
-    kk, ii = np.nonzero(resp.T > _RESP_FLOOR)                        # sorted by cluster
+    kk, ii = np.nonzero((resp.T > _RESP_FLOOR) & ~dead[:, None])    # sorted by cluster
     y = (data[ii] - means[kk]) * np.sqrt(resp[ii, kk])[:, None]
     bounds = np.concatenate([[0], np.cumsum(np.bincount(kk, minlength=K))])
     covs = np.empty((K, D, D))
-    for k in range(K):  # one small BLAS product per cluster
+    for k in range(K):  # one small BLAS product per cluster; numpy runs y^T y as SYRK: symmetric
         yk = y[bounds[k]:bounds[k + 1]]
         np.matmul(yk.T, yk, out=covs[k])
     covs /= nk[:, None, None]
-    covs = 0.5 * (covs + covs.transpose(0, 2, 1))
+    means[dead], covs[dead] = data_moments
     covs[:, np.arange(D), np.arange(D)] += reg
-    return nk, means, covs
-
-
-def reboot_dead(nk: np.ndarray, means: np.ndarray, covs: np.ndarray,
-                data_moments: tuple[np.ndarray, np.ndarray], reg: float) -> None:
-    """Reset clusters whose mass fell below _DEAD_MASS / K to data_moments, in place.
-
-    data_moments: mean [D] and covariance [D, D] of all the data. As in the reference GPS code the
-    cluster keeps its tiny mass, so it becomes an inert, broad component: it cannot collapse onto
-    a few points (a singular spike) and costs nothing but its share of the E-step. (Giving it
-    real mass back revives K identical clusters EM cannot pull apart; splitting live clusters
-    to replace it was measured to over-fit the 71-D dynamics data and double EM's iterations.)
-    """
-    dead = nk < _DEAD_MASS * nk.sum() / nk.shape[0]
-    if np.any(dead):
-        means[dead] = data_moments[0]
-        covs[dead] = data_moments[1] + reg * np.eye(means.shape[1])
+    return nk / nk.sum(), means, covs
 
 
 def kmeanspp_labels(data: np.ndarray, K: int, rng: np.random.Generator) -> np.ndarray:
@@ -216,6 +212,8 @@ class GMM:
             raise ValueError(f'GMM reg must be > 0; got {reg}')
         self.reg = float(reg)
         self._params: GMMParams | None = None
+        self._last_data: np.ndarray | None = None          # [M, D] of the last fit
+        self._last_log_joint: np.ndarray | None = None     # [M, K] at the returned parameters
         self.n_iter = 0
         self.converged = False
         self.log_likelihood = float('nan')
@@ -230,14 +228,20 @@ class GMM:
     def fitted(self) -> bool:
         return self._params is not None
 
-    def fit(self, data: np.ndarray, K: int, rng: np.random.Generator,
-            max_iterations: int = 100, tol: float = 1e-4) -> GMM:
+    def fit(self, data: np.ndarray, K: int, rng: np.random.Generator, max_iterations: int = 100,
+            tol: float = 1e-4, carried_rows: int = 0, warm_max_iterations: int | None = None) -> GMM:
         """EM on data [M, D] with K clusters.
 
         Warm start: if the last fit had the same K and D, EM starts from its parameters (the
-        sliding sample window changes little between GPS iterations, so this converges in a few
-        steps); otherwise k-means++ seeding from `rng`. Stops when the mean per-point
-        log-likelihood changes by at most tol * max(1, |ll|), or after max_iterations M-steps.
+        sliding sample window changes little between GPS iterations) and runs at most
+        warm_max_iterations M-steps (default: max_iterations); otherwise k-means++ seeding from
+        `rng` and at most max_iterations. Stops early when the mean per-point log-likelihood
+        changes by at most tol * max(1, |ll|).
+
+        carried_rows: the first carried_rows rows of data are the last rows of the previous fit's
+        data (trajectories kept in a sliding window). On a warm start their first E-step is taken
+        from the previous fit's final E-step, which ran at exactly these parameters, instead of
+        being recomputed. Checked: rows that differ raise ValueError.
         """
         data = np.asarray(data, dtype=float)
         if data.ndim != 2 or data.shape[0] < 1 or data.shape[1] < 1:
@@ -247,21 +251,23 @@ class GMM:
         M, D = data.shape
         if int(K) != K or not 1 <= K <= M:
             raise ValueError(f'GMM.fit expects an integer K in [1, M={M}]; got {K}')
-        if int(max_iterations) != max_iterations or max_iterations < 0:
-            raise ValueError(f'GMM.fit expects max_iterations >= 0; got {max_iterations}')
+        for name, cap in (('max_iterations', max_iterations), ('warm_max_iterations', warm_max_iterations)):
+            if cap is not None and (int(cap) != cap or cap < 0):
+                raise ValueError(f'GMM.fit expects {name} >= 0; got {cap}')
         K = int(K)
-        prev_params = self._params
-        if prev_params is not None and prev_params.K == K and prev_params.D == D:
-            params = prev_params
-        else:
-            params = initial_params(data, K, rng, self.reg)
+        prev = self._params
+        warm = prev is not None and prev.K == K and prev.D == D
+        params = prev if warm else initial_params(data, K, rng, self.reg)
+        if warm and warm_max_iterations is not None:
+            max_iterations = warm_max_iterations
         center = data.mean(axis=0)
         diff = data - center
         moments = (center, diff.T @ diff / M)
         work = estep_workspace(params, M)
+        logp = self._carried_log_joint(data, carried_rows, work) if warm else log_joint(params, data, work)
         prev_ll, n_iter, converged = -np.inf, 0, False
-        for _ in range(max_iterations + 1):
-            lse, resp = responsibilities(log_joint(params, data, work))
+        while True:
+            lse, resp = responsibilities(logp)
             ll = float(lse.mean())
             if abs(ll - prev_ll) <= tol * max(1.0, abs(ll)):
                 converged = True
@@ -269,12 +275,26 @@ class GMM:
             if n_iter == max_iterations:
                 break
             prev_ll = ll
-            nk, means, covs = m_step(data, resp, self.reg)
-            reboot_dead(nk, means, covs, moments, self.reg)
-            params = make_params(nk / nk.sum(), means, covs, center, self.reg)
+            params = make_params(*m_step(data, resp, self.reg, moments), center, self.reg)
             n_iter += 1
+            logp = log_joint(params, data, work)
         self._params, self.n_iter, self.converged, self.log_likelihood = params, n_iter, converged, ll
+        self._last_data, self._last_log_joint = data.copy(), logp
         return self
+
+    def _carried_log_joint(self, data: np.ndarray, carried_rows: int, work: np.ndarray) -> np.ndarray:
+        """First warm-start E-step [M, K], reusing the previous final E-step for carried rows."""
+        c = int(carried_rows)
+        last = self._last_data
+        if c == 0 or last is None:
+            return log_joint(self.params, data, work)
+        if not 0 < c <= min(len(last), len(data)) or not np.array_equal(last[len(last) - c:], data[:c]):
+            raise ValueError(f'GMM.fit: carried_rows={c}, but the first {c} rows of data are not the '
+                             f'last rows of the previous fit\'s {len(last)} rows')
+        logp = np.empty((len(data), self.params.K))
+        logp[:c] = self._last_log_joint[len(last) - c:]
+        logp[c:] = log_joint(self.params, data[c:], work)
+        return logp
 
     def inference(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Normal-inverse-Wishart prior for each of B query sets pts [B, n, D].
@@ -302,10 +322,11 @@ class GMM:
         w = resp.reshape(B, n, params.K).mean(axis=1)                       # [B, K]
         mu0 = w @ params.means
         dmu = params.means[None] - mu0[:, None]                              # [B, K, D]
-        # Two [B, D, D] buffers in all (fresh multi-MB arrays cost page faults, not just flops).
+        # Two [B, D, D] buffers in all: fresh multi-MB arrays cost page faults, not just flops.
         within = (w @ params.covariances.reshape(params.K, D * D)).reshape(B, D, D)
         between = np.matmul((dmu * w[:, :, None]).transpose(0, 2, 1), dmu)
         within += between
         Phi = np.add(within, within.transpose(0, 2, 1), out=between)
+        del within
         Phi *= 0.5
         return mu0, Phi, np.ones(B), np.ones(B)

@@ -20,16 +20,26 @@ from gps_core.dynamics.lin_reg import joint_points, validate_trajectories
 class DynamicsPriorConfig:
     """max_clusters: upper bound on K; min_samples_per_cluster: points per cluster that set K;
     max_samples: trajectories kept in the window; strength: pseudo-observations the prior is
-    worth (scales m, n0 and Phi); em_iterations: EM M-step cap per update."""
+    worth (scales m, n0 and Phi); em_iterations: EM M-step cap for a cold fit (K changed);
+    warm_em_iterations: the cap when EM starts from the previous fit.
+
+    Why a small warm cap: on near-deterministic robot data (UR5e reach, D = 66) warm-started EM
+    keeps creeping up in log-likelihood for 5-20 iterations, yet the fitted dynamics predicted the
+    next iteration's samples equally well (1-step MSE within 3%) with caps from 1 to 100, and
+    update + fit took 22 ms per condition at cap 2 against 66 ms uncapped. The next update
+    resumes from where this one stopped, so EM keeps converging across GPS iterations.
+    """
 
     max_clusters: int = 20
     min_samples_per_cluster: int = 40
     max_samples: int = 20
     strength: float = 1.0
     em_iterations: int = 100
+    warm_em_iterations: int = 2
 
     def __post_init__(self) -> None:
-        for name in ('max_clusters', 'min_samples_per_cluster', 'max_samples', 'em_iterations'):
+        for name in ('max_clusters', 'min_samples_per_cluster', 'max_samples', 'em_iterations',
+                     'warm_em_iterations'):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f'DynamicsPriorConfig.{name} must be an integer >= 1; got {value!r}')
@@ -74,21 +84,27 @@ class DynamicsPriorGMM:
         """Append X [N, T, dX], U [N, T, dU]; keep the newest max_samples trajectories; refit.
 
         The GMM sees y_t = [x_t, u_t, x_{t+1}] for all kept trajectories and t < T-1, with
-        K = config.num_clusters(#points), warm-started from the previous fit when K is unchanged.
+        K = config.num_clusters(#points), warm-started from the previous fit when K is unchanged
+        (then at most warm_em_iterations M-steps; a cold fit gets em_iterations).
         """
         X, U = validate_trajectories(X, U, 'DynamicsPriorGMM.update')
+        keep, kept_old = self.config.max_samples, 0
         if self._X is not None and self._U is not None:
             if X.shape[1:] != self._X.shape[1:] or U.shape[1:] != self._U.shape[1:]:
                 raise ValueError('DynamicsPriorGMM.update: new samples must match the window\'s '
                                  f'[T, dX] = {self._X.shape[1:]} and [T, dU] = {self._U.shape[1:]}; '
                                  f'got X{X.shape}, U{U.shape}')
+            kept_old = min(len(self._X), max(keep - len(X), 0))
             X, U = np.concatenate([self._X, X]), np.concatenate([self._U, U])
-        keep = self.config.max_samples
         self._X, self._U = X[-keep:].copy(), U[-keep:].copy()
-        pts = joint_points(self._X, self._U)
+        pts = joint_points(self._X, self._U)                        # trajectory-major rows
         data = pts.reshape(-1, pts.shape[2])
         K = self.config.num_clusters(data.shape[0])
-        self.gmm.fit(data, K, rng, max_iterations=self.config.em_iterations)
+        # The kept old trajectories lead the window, so their rows lead `data` and end the
+        # previous fit's data: the GMM reuses their last E-step.
+        self.gmm.fit(data, K, rng, max_iterations=self.config.em_iterations,
+                     carried_rows=kept_old * pts.shape[1],
+                     warm_max_iterations=self.config.warm_em_iterations)
 
     def eval(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Prior (mu0 [B, D], Phi [B, D, D], m [B], n0 [B]) for query sets pts [B, n, D].

@@ -64,12 +64,13 @@ def condition(mean: np.ndarray, sigma: np.ndarray, d_in: int) -> tuple[np.ndarra
     """Condition the last block on the first d_in entries of a batch of Gaussians.
 
     mean [B, D], sigma [B, D, D] -> F [B, D-d_in, d_in], f [B, D-d_in], cov [B, D-d_in, D-d_in]:
-    F = Sigma_oi Sigma_ii^{-1}, f = mu_o - F mu_i, cov = Sigma_oo - F Sigma_ii F^T (one batched solve).
+    F = Sigma_oi Sigma_ii^{-1}, f = mu_o - F mu_i, cov = Sigma_oo - F Sigma_ii F^T, computed as
+    Sigma_oo - F Sigma_io (the same matrix, one product fewer), symmetrized. One batched solve.
     """
     s_ii, s_io, s_oo = sigma[:, :d_in, :d_in], sigma[:, :d_in, d_in:], sigma[:, d_in:, d_in:]
     F = np.linalg.solve(s_ii, s_io).transpose(0, 2, 1)
     f = mean[:, d_in:] - np.einsum('boi,bi->bo', F, mean[:, :d_in])
-    cov = s_oo - F @ s_ii @ F.transpose(0, 2, 1)
+    cov = s_oo - F @ s_io
     return F, f, 0.5 * (cov + cov.transpose(0, 2, 1))
 
 
@@ -82,7 +83,7 @@ def initial_state(X0: np.ndarray, prior: DynamicsPriorGMM | None, regularization
     initial-state estimate over its whole sample window (`DynamicsPriorGMM.initial_state`, worth
     `strength` pseudo-samples): with few samples (N = 1 gives a zero empirical covariance) it
     leans on the window; its pull fades as 1 / N. The mean stays the empirical one, as in the
-    reference code, because the controller is evaluated from these samples' start states.
+    reference code.
     """
     N, dX = X0.shape
     mean = X0.mean(axis=0)
@@ -119,11 +120,13 @@ def fit_dynamics(X: np.ndarray, U: np.ndarray, prior: DynamicsPriorGMM | None = 
     pts = joint_points(X, U).transpose(1, 0, 2)                      # [T-1, N, D]
     mean = pts.mean(axis=1)
     diff = pts - mean[:, None]
+    # The prior is evaluated before the empirical covariance exists, so at most two [T-1, D, D]
+    # buffers are alive at once.
+    prior_moments = prior.eval(pts) if prior is not None else None
     sigma = np.matmul(diff.transpose(0, 2, 1), diff)                  # [T-1, D, D]
     sigma /= N
-    if prior is not None:
-        mu0, Phi, m, n0 = prior.eval(pts)
-        sigma = niw_map_covariance(mean, sigma, N, mu0, Phi, m, n0)
+    if prior_moments is not None:
+        sigma = niw_map_covariance(mean, sigma, N, *prior_moments)
     else:
         sigma = np.add(sigma, sigma.transpose(0, 2, 1))
         sigma *= 0.5
