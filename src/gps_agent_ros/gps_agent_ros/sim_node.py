@@ -1,0 +1,263 @@
+"""sim_node: the PyBullet arm behind the topics a real UR under ros2_control exposes.
+
+Same interface as joint_state_broadcaster + forward_command_controller, so the controller node
+cannot tell sim from real:
+
+  publishes   joint_states                         sensor_msgs/JointState (position, velocity,
+                                                   effort = torque applied, after clipping)
+              robot_description                    std_msgs/String, transient local, once
+              /clock                               rosgraph_msgs/Clock (lockstep mode only)
+  subscribes  forward_effort_controller/commands   std_msgs/Float64MultiArray [N m]
+              forward_velocity_controller/commands std_msgs/Float64MultiArray [rad/s]
+  service     reset                                gps_interfaces/srv/ResetArm
+
+Commands are held until replaced (the last one of either kind wins); non-finite or wrong-length
+commands are dropped and logged, as ForwardCommandController does. Unlike it, a command not
+refreshed within `command_timeout_s` is zeroed (steady clock).
+
+Modes (`mode`):
+  lockstep  each accepted command advances the sim by exactly `dt` with that command, then
+            publishes /clock (sim time = steps * dt) and one joint_states stamped with it. Nothing
+            else steps the sim, so the controller can never be late and training runs as fast as
+            the loop turns. A reset publishes /clock + joint_states (same stamp, no step). A
+            rejected command publishes nothing. The watchdog runs on a wall-clock timer: it zeroes
+            the held command but publishes nothing (one joint_states per step stays the rule).
+            As nothing steps without a command here, it only guarantees that no stale command
+            outlives a dead controller.
+            Several lockstep arms in one domain: remap /clock per namespace.
+  realtime  a steady-clock timer at `publish_rate_hz` steps 1/rate of physics with the held
+            command and publishes joint_states stamped with the node clock.
+"""
+from __future__ import annotations
+
+import array
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.executors import ExternalShutdownException
+from rclpy.experimental import EventsExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+
+from gps_agent_ros.sim_arm import CommandKind, CommandWatchdog, SimArm, SimArmConfig, realtime_substeps
+from gps_interfaces.srv import ResetArm
+
+MODES = ('lockstep', 'realtime')
+_LOG_THROTTLE_S = 1.0
+RCLError = _rclpy.RCLError
+
+
+def _doubles(values: np.ndarray) -> array.array:
+    """[n] float64 -> array('d') without a per-element Python loop."""
+    out = array.array('d')
+    out.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return out
+
+
+class SimNode(Node):
+    """Thin ROS wrapper of `SimArm`; see the module docstring for the interface."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('sim_node', **kwargs)
+        prm = self._declare_parameters()
+        self._lockstep = prm['mode'] == 'lockstep'
+        if self._lockstep and self.get_parameter('use_sim_time').value:
+            # the node is the source of /clock; listening to it would be a loop
+            self.get_logger().warning('lockstep mode publishes /clock itself: ignoring use_sim_time=true')
+            self.set_parameters([Parameter('use_sim_time', Parameter.Type.BOOL, False)])
+        physics_step = prm['dt'] / prm['substeps']
+        period = prm['dt'] if self._lockstep else 1.0 / prm['publish_rate_hz']
+        substeps = prm['substeps'] if self._lockstep else realtime_substeps(period, physics_step)
+        self._sim = SimArm(SimArmConfig(
+            urdf_path=prm['urdf_path'], joint_names=tuple(prm['joints']), period=period, substeps=substeps,
+            gravity_compensation=prm['gravity_compensation'], armature=prm['armature'],
+            damping=prm['damping'], velocity_bandwidth=prm['velocity_bandwidth']))
+        self._sim.reset(prm['joints'], prm['initial_positions'] or [0.0] * len(prm['joints']))
+        self._watchdog = CommandWatchdog(prm['command_timeout_s'])
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._state = JointState(name=list(prm['joints']))
+
+        self._state_pub = self.create_publisher(JointState, 'joint_states', 10)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                             reliability=ReliabilityPolicy.RELIABLE)
+        self._description_pub = self.create_publisher(String, 'robot_description', latched)
+        self._clock_pub = self.create_publisher(ClockMsg, '/clock', 10) if self._lockstep else None
+        self.create_subscription(Float64MultiArray, 'forward_effort_controller/commands',
+                                 lambda msg: self._on_command(CommandKind.EFFORT, msg), 10)
+        self.create_subscription(Float64MultiArray, 'forward_velocity_controller/commands',
+                                 lambda msg: self._on_command(CommandKind.VELOCITY, msg), 10)
+        self.create_service(ResetArm, 'reset', self._on_reset)
+        if self._lockstep:
+            check_period = min(0.05, self._watchdog.timeout_s / 5.0)
+            self.create_timer(check_period, self._check_watchdog, clock=self._steady)
+        else:
+            self.create_timer(period, self._on_tick, clock=self._steady)
+
+        self._description_pub.publish(String(data=Path(prm['urdf_path']).read_text()))
+        self._publish_state()
+        self.get_logger().info(
+            f'{prm["mode"]}: {len(prm["joints"])} joints, period {period * 1e3:.3g} ms in {substeps} '
+            f'physics steps, command timeout {self._watchdog.timeout_s} s')
+
+    # ------------------------------------------------------------ parameters
+    def _declare_parameters(self) -> dict[str, Any]:
+        def declare(name: str, default: Any, description: str, **kw: Any) -> Any:
+            self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True, **kw))
+            try:
+                return self.get_parameter(name).value
+            except ParameterUninitializedException:  # typed, no default, not given
+                return None
+
+        prm = {
+            'urdf_path': declare('urdf_path', '', 'URDF file of the arm (required)'),
+            'joints': declare('joints', Parameter.Type.STRING_ARRAY,
+                              'controlled joints, in the order of every command and joint_states array (required)'),
+            'dt': declare('dt', 0.05, 'lockstep: control period [s] simulated per command'),
+            'substeps': declare('substeps', 20, 'physics steps per dt; sets the physics step dt/substeps'),
+            'gravity_compensation': declare('gravity_compensation', True,
+                                            'add g(q) to the commanded torque, as a UR does'),
+            'armature': declare('armature', 0.0, 'reflected rotor inertia [kg m^2]: one value or one per joint',
+                                dynamic_typing=True),
+            'damping': declare('damping', 0.0, 'viscous joint friction [N m s/rad]: one value or one per joint',
+                               dynamic_typing=True),
+            'mode': declare('mode', 'lockstep', "'lockstep' (one dt per command, publishes /clock) or "
+                            "'realtime' (timer at publish_rate_hz, wall-clock stamps)"),
+            'publish_rate_hz': declare('publish_rate_hz', 500.0, 'realtime: physics tick and joint_states rate [Hz]'),
+            'command_timeout_s': declare('command_timeout_s', 0.25,
+                                         'a command not refreshed for this long is zeroed [s]'),
+            'initial_positions': declare('initial_positions', Parameter.Type.DOUBLE_ARRAY,
+                                         'joint positions at start [rad]; default all zero'),
+            'velocity_bandwidth': declare('velocity_bandwidth', 50.0,
+                                          'bandwidth of the joint velocity servo behind velocity commands [rad/s]'),
+        }
+        return self._validate(prm)
+
+    @staticmethod
+    def _validate(prm: dict[str, Any]) -> dict[str, Any]:
+        if not prm['urdf_path'] or not Path(prm['urdf_path']).is_file():
+            raise ValueError(f"parameter urdf_path must name a URDF file, got {prm['urdf_path']!r}")
+        if not prm['joints']:
+            raise ValueError('parameter joints (string array) is required')
+        if prm['mode'] not in MODES:
+            raise ValueError(f"parameter mode must be one of {MODES}, got {prm['mode']!r}")
+        rate = float(prm['publish_rate_hz'])
+        if not (math.isfinite(rate) and rate > 0.0):
+            raise ValueError(f'parameter publish_rate_hz must be positive, got {rate}')
+        nj = len(prm['joints'])
+        for key in ('armature', 'damping'):
+            value = prm[key]
+            try:
+                per_joint = np.asarray(value, dtype=float)
+            except (TypeError, ValueError):
+                per_joint = np.array([])
+            if isinstance(value, (bool, str)) or per_joint.size not in (1, nj):
+                raise ValueError(f'parameter {key} must be one number or {nj} (one per joint), got {value!r}')
+            prm[key] = float(per_joint) if per_joint.ndim == 0 else tuple(per_joint.tolist())
+        q0 = [] if prm['initial_positions'] is None else list(prm['initial_positions'])
+        if q0 and len(q0) != nj:
+            raise ValueError(f'parameter initial_positions has {len(q0)} values for {nj} joints')
+        prm.update(initial_positions=q0, dt=float(prm['dt']), publish_rate_hz=rate)
+        return prm
+
+    # ------------------------------------------------------------- callbacks
+    def _on_command(self, kind: CommandKind, msg: Float64MultiArray) -> None:
+        try:
+            self._sim.set_command(kind, msg.data)
+        except ValueError as err:
+            self.get_logger().error(f'dropped command: {err}', throttle_duration_sec=_LOG_THROTTLE_S)
+            return
+        self._watchdog.feed(self._steady_s())
+        if self._lockstep:
+            self._sim.step()
+            self._publish_state()
+
+    def _on_tick(self) -> None:
+        if not self.context.ok():  # a tick already queued when SIGINT shut the context down
+            return
+        self._check_watchdog()
+        self._sim.step()
+        self._publish_state()
+
+    def _check_watchdog(self) -> None:
+        if self._watchdog.check(self._steady_s()):
+            self._sim.zero_command()
+            self.get_logger().warning(f'no command for {self._watchdog.timeout_s} s: command zeroed')
+
+    def _on_reset(self, request: ResetArm.Request, response: ResetArm.Response) -> ResetArm.Response:
+        try:
+            self._sim.reset(list(request.joint_names), np.asarray(request.joint_positions, dtype=float))
+        except ValueError as err:
+            response.success, response.message = False, f'reset refused: {err}'
+            self.get_logger().error(response.message)
+            return response
+        self._watchdog.disarm()
+        self._publish_state()
+        response.success, response.message = True, 'reset'
+        return response
+
+    # --------------------------------------------------------------- helpers
+    def _steady_s(self) -> float:
+        return self._steady.now().nanoseconds * 1e-9
+
+    def _publish_state(self) -> None:
+        """joint_states of the current sim state; lockstep: /clock first, both at sim time."""
+        if self._lockstep:
+            stamp = Time(nanoseconds=self._sim.sim_time_ns).to_msg()
+            self._clock_pub.publish(ClockMsg(clock=stamp))
+        else:
+            stamp = self.get_clock().now().to_msg()
+        q, qd = self._sim.joint_state()
+        msg = self._state
+        msg.header.stamp = stamp
+        msg.position, msg.velocity, msg.effort = _doubles(q), _doubles(qd), _doubles(self._sim.effort)
+        self._state_pub.publish(msg)
+
+    def destroy_node(self) -> None:
+        sim = getattr(self, '_sim', None)  # absent if __init__ failed
+        if sim is not None:
+            sim.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = SimNode()
+    except ValueError as err:
+        print(f'sim_node: {err}', file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    executor = EventsExecutor()
+    executor.add_node(node)
+    try:
+        # not executor.spin(): in these wheels EventsExecutor.spin() busy-waits a whole core and
+        # does not return on SIGINT; spin_once with a timeout sleeps and is woken by shutdown
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=1.0)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except RCLError:
+        if rclpy.ok():
+            raise  # a real error; otherwise a callback raced the shutdown
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
