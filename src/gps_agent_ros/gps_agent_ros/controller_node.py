@@ -1,0 +1,452 @@
+"""controller_node: runs GPS trials on an arm behind the RunTrial action.
+
+Topics (relative: push the node into a namespace per arm, e.g. /arm0):
+  sub  joint_states                  sensor_msgs/JointState (joint_state_broadcaster or sim_node)
+  pub  <controller_name>/commands    std_msgs/Float64MultiArray (forward_command_controller)
+  sub  robot_description             std_msgs/String, transient local (only if urdf_path is empty)
+  client  <reset_service>            gps_interfaces/srv/ResetArm
+  action  run_trial                  gps_interfaces/action/RunTrial
+
+One goal = validate the controller -> reset the arm -> T control steps. The command for step t is
+computed and published inside the joint_states callback (lowest latency); the action's execute
+coroutine only awaits the end of the trial, so it never blocks the single-threaded
+EventsExecutor. A steady-clock watchdog timer aborts on stale joint states (sim time would stop
+together with a stalled simulator). Every way out (completion, abort, cancel, invalid goal,
+SIGINT/SIGTERM) publishes a zero command; only a validated controller's filtered output is ever
+published otherwise.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.action.server import ServerGoalHandle
+from rclpy.clock import Clock, ClockType
+from rclpy.experimental import EventsExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+from rclpy.task import Future
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+
+from gps_agent_ros.conversions import (JointStateReader, TrialGoal, run_trial_result,
+                                       time_to_seconds, to_float64_multi_array,
+                                       trial_goal_from_msg)
+from gps_agent_ros.trial_runner import TrialRunner, TrialStatus
+from gps_controllers.linear_gaussian_controller import InvalidController
+from gps_controllers.safety import COMMAND_INTERFACES, SafetyFilter, StaleStateMonitor
+from gps_controllers.state_encoder import StateEncoder
+from gps_interfaces.action import RunTrial
+from gps_interfaces.srv import ResetArm
+
+UR_JOINTS = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint",
+             "wrist_1_joint", "wrist_2_joint", "wrist_3_joint"]
+UR_EE_POINTS = [0.0, 0.0, 0.0, 0.05, 0.0, 0.05, -0.05, 0.0, 0.05]
+FEEDBACK_EVERY = 10          # steps between feedback messages
+WATCHDOG_PERIOD_S = 0.02     # upper bound; shorter for small stale timeouts
+RESET_MATCH_TOL = 1e-3       # rad: a state this close to q0 after the reset request is post-reset
+SPIN_TIMEOUT_S = 0.1         # executor.spin_once timeout: bounds the reaction time to signals
+
+
+class ControllerNode(Node):
+    """Serves RunTrial: linear-Gaussian controller trials on one arm (see module docstring)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("controller_node", **kwargs)
+        p = self._declare_parameters()
+        self._joints: list[str] = p["joints"]
+        self._ee_link, self._base_link = p["ee_link"], p["base_link"] or None
+        self._ee_points = np.asarray(p["ee_points"], dtype=float).reshape(-1, 3)
+        self._interface, self._margin = p["command_interface"], p["velocity_margin"]
+        self._reset_name, self._reset_timeout = p["reset_service"], p["reset_timeout_s"]
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._monitor = StaleStateMonitor(p["stale_timeout_s"])
+        # robot model: built from urdf_path now, or from robot_description when it arrives
+        self._encoder: StateEncoder | None = None
+        self._safety: SafetyFilter | None = None
+        self._reader = JointStateReader(self._joints)
+        self._q, self._qd = np.zeros(len(self._joints)), np.zeros(len(self._joints))
+        self._zeros = np.zeros(len(self._joints))
+        # the active goal (one at a time); the runner reference is swapped between trials only
+        self._busy = False
+        self._runner: TrialRunner | None = None
+        self._goal_handle: ServerGoalHandle | None = None
+        self._waiter: Future | None = None
+        self._interrupt: str | None = None
+        self._idle_state: tuple[JointState, float] | None = None
+        self._pending_description: str | None = None
+        self._halted = False  # after halt() only zeros are published
+        self._cmd_msg = Float64MultiArray()
+
+        self._cmd_pub = self.create_publisher(
+            Float64MultiArray, f"{p['controller_name']}/commands", 10)
+        self.create_subscription(JointState, "joint_states", self._on_joint_states, 10)
+        self._reset_client = self.create_client(ResetArm, self._reset_name)
+        self._action = ActionServer(
+            self, RunTrial, "run_trial", execute_callback=self._execute,
+            goal_callback=self._on_goal, cancel_callback=self._on_cancel)
+        period = min(WATCHDOG_PERIOD_S, self._monitor.timeout_s / 4.0)
+        self.create_timer(period, self._on_watchdog, clock=self._steady)
+        if p["urdf_path"]:
+            self._set_robot(_resolve_path(p["urdf_path"]))
+        else:
+            latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                                 reliability=ReliabilityPolicy.RELIABLE)
+            self.create_subscription(String, "robot_description", self._on_description, latched)
+            self.get_logger().info("waiting for the URDF on robot_description")
+        self.get_logger().info(
+            f"commands -> {self._cmd_pub.topic_name} ({self._interface}), reset via "
+            f"{self.resolve_service_name(self._reset_name)}, stale timeout "
+            f"{self._monitor.timeout_s:g} s")
+
+    # ------------------------------------------------------------------ setup
+    def _declare_parameters(self) -> dict:
+        def d(ptype: int, description: str) -> ParameterDescriptor:
+            # read-only: the robot model and wiring are fixed for the node's lifetime
+            return ParameterDescriptor(type=ptype, description=description, read_only=True)
+
+        S, D, SA, DA = (ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_DOUBLE,
+                        ParameterType.PARAMETER_STRING_ARRAY, ParameterType.PARAMETER_DOUBLE_ARRAY)
+        params = [
+            self.declare_parameter("urdf_path", "", d(
+                S, "URDF file (or package:// URI); empty: read the robot_description topic")),
+            self.declare_parameter("joints", UR_JOINTS, d(
+                SA, "controlled joints, in the order of the state and command arrays")),
+            self.declare_parameter("ee_link", "tool0", d(
+                S, "link the end-effector points are attached to")),
+            self.declare_parameter("base_link", "base_link", d(
+                S, "frame of the end-effector points (empty: the URDF root)")),
+            self.declare_parameter("ee_points", UR_EE_POINTS, d(
+                DA, "end-effector point offsets in ee_link's frame, flat, 3 per point [m]")),
+            self.declare_parameter("command_interface", "effort", d(
+                S, "'effort' or 'velocity' (the forward command controller's interface)")),
+            self.declare_parameter("controller_name", "forward_effort_controller", d(
+                S, "commands go to <controller_name>/commands")),
+            self.declare_parameter("reset_service", "reset", d(
+                S, "gps_interfaces/srv/ResetArm service moving the arm to a trial's start")),
+            self.declare_parameter("reset_timeout_s", 10.0, d(
+                D, "reset service timeout [s]")),
+            self.declare_parameter("stale_timeout_s", 0.5, d(
+                D, "abort a trial when joint_states stop for this long [s] (steady clock)")),
+            self.declare_parameter("velocity_margin", 1.0, d(
+                D, "abort a trial when a joint speed exceeds this times its URDF limit")),
+        ]
+        p = {param.name: param.value for param in params}
+        p["joints"], p["ee_points"] = list(p["joints"]), list(p["ee_points"])
+        if not p["joints"]:
+            raise ValueError("parameter 'joints' is empty")
+        if len(p["ee_points"]) == 0 or len(p["ee_points"]) % 3:
+            raise ValueError(f"parameter 'ee_points' needs 3 values per point, got "
+                             f"{len(p['ee_points'])}")
+        if p["command_interface"] not in COMMAND_INTERFACES:
+            raise ValueError(f"parameter 'command_interface' must be one of "
+                             f"{COMMAND_INTERFACES}, got {p['command_interface']!r}")
+        for name in ("reset_timeout_s", "stale_timeout_s", "velocity_margin"):
+            if not (math.isfinite(p[name]) and p[name] > 0.0):
+                raise ValueError(f"parameter {name!r} must be > 0, got {p[name]}")
+        return p
+
+    def _set_robot(self, urdf_path: str | Path) -> None:
+        """Build the encoder and safety filter; raises ValueError on a bad URDF / joints."""
+        encoder = StateEncoder(urdf_path, self._joints, self._ee_link, self._ee_points,
+                               self._base_link)
+        safety = SafetyFilter.from_urdf(urdf_path, self._joints, velocity_margin=self._margin,
+                                        command_interface=self._interface)
+        self._encoder, self._safety = encoder, safety
+        self.get_logger().info(
+            f"robot: {len(self._joints)} joints, {encoder.n_points} end-effector points on "
+            f"{self._ee_link!r}, dX={encoder.dX}, command limits "
+            f"{np.round(safety.command_limits, 3).tolist()}")
+
+    def _on_description(self, msg: String) -> None:
+        if self._busy:  # never swap the model under a goal: apply it when the goal ends
+            self._pending_description = msg.data
+            return
+        self._apply_description(msg.data)
+
+    def _apply_description(self, urdf: str) -> None:
+        self._pending_description = None
+        with tempfile.NamedTemporaryFile("w", suffix=".urdf", delete=False) as f:
+            f.write(urdf)
+        try:
+            self._set_robot(f.name)
+        except ValueError as exc:
+            self.get_logger().error(f"cannot use robot_description: {exc}")
+        finally:
+            os.unlink(f.name)
+
+    # ---------------------------------------------------------- state / timer
+    def _on_joint_states(self, msg: JointState) -> None:
+        runner = self._runner
+        if runner is None:
+            self._idle_state = (msg, self._steady_s())
+            return
+        self._monitor.update(self._steady_s())
+        try:
+            q, qd = self._reader.read(msg, self._q, self._qd)
+        except ValueError as exc:
+            runner.abort(TrialStatus.ABORTED_STALE_STATE, f"unusable joint_states: {exc}")
+        else:
+            u = runner.on_state(q, qd, time_to_seconds(msg.header.stamp), self._now_s())
+            if u is not None:
+                self._publish(u)
+                runner.mark_published(self._now_s())
+                if runner.steps % FEEDBACK_EVERY == 0:
+                    self._goal_handle.publish_feedback(RunTrial.Feedback(step=runner.steps))
+        if runner.done:
+            self._end_trial()
+
+    def _on_watchdog(self) -> None:
+        runner = self._runner
+        if runner is not None:
+            now = self._steady_s()
+            if self._monitor.is_stale(now):
+                runner.abort(TrialStatus.ABORTED_STALE_STATE,
+                             f"no joint_states for {self._monitor.age(now):.3f} s (stale_timeout_s"
+                             f"={self._monitor.timeout_s:g}) after {runner.steps} of "
+                             f"{runner.horizon} steps")
+            if runner.done:
+                self._end_trial()
+        self._wake()  # the execute coroutine re-checks its deadlines on every tick
+
+    def _end_trial(self) -> None:
+        """Stop commanding: zeros first, then detach the runner and wake the goal."""
+        self._publish(self._zeros)
+        self._runner = None
+        self._monitor.reset()
+        self._wake()
+
+    # ---------------------------------------------------------------- action
+    def _on_goal(self, goal: RunTrial.Goal) -> GoalResponse:
+        if self._halted or self._busy:
+            self.get_logger().warning(f"rejecting goal {goal.condition!r}: "
+                                      f"{'shutting down' if self._halted else 'a trial is running'}")
+            return GoalResponse.REJECT
+        self._busy = True  # claimed here: a second goal may arrive before execute starts
+        return GoalResponse.ACCEPT
+
+    def _on_cancel(self, goal_handle: ServerGoalHandle) -> CancelResponse:
+        self.get_logger().info("cancel requested")
+        self._interrupt = "cancelled by the client"
+        runner = self._runner
+        if runner is not None:
+            runner.abort(TrialStatus.CANCELLED, self._interrupt)
+            self._end_trial()
+        self._wake()
+        return CancelResponse.ACCEPT
+
+    async def _execute(self, goal_handle: ServerGoalHandle) -> RunTrial.Result:
+        goal: RunTrial.Goal = goal_handle.request
+        self._goal_handle, self._interrupt = goal_handle, None
+        self.get_logger().info(f"goal {goal.condition!r}: T={goal.horizon}, dt={goal.dt:g}")
+        try:
+            try:
+                trial = self._validate(goal)
+            except InvalidController as exc:
+                return self._finish(goal_handle, TrialStatus.INVALID_CONTROLLER, str(exc), goal)
+            reset_sent = self._steady_s()
+            failure = await self._reset(trial.q0)
+            if self._interrupt is not None:
+                return self._finish(goal_handle, TrialStatus.CANCELLED, self._interrupt, goal)
+            if failure is not None:
+                return self._finish(goal_handle, TrialStatus.RESET_FAILED, failure, goal)
+            runner = TrialRunner(self._encoder, trial.controller, self._safety, trial.targets,
+                                 trial.horizon, trial.dt)
+            self._start_trial(runner, trial, reset_sent)
+            while self._runner is runner:
+                await self._sleep()
+            return self._finish(goal_handle, runner.status, runner.reason, goal, runner)
+        except Exception as exc:  # never leave the arm commanded, never report success
+            self.get_logger().error(f"goal {goal.condition!r} failed: {exc!r}")
+            return self._finish(goal_handle, TrialStatus.INVALID_CONTROLLER,
+                                f"controller node error: {exc!r}", goal)
+        finally:
+            self._runner, self._goal_handle, self._busy = None, None, False
+            if self._pending_description is not None:
+                self._apply_description(self._pending_description)
+
+    def _validate(self, goal: RunTrial.Goal) -> TrialGoal:
+        if self._encoder is None:
+            raise InvalidController("no robot model yet: waiting for robot_description")
+        enc = self._encoder
+        return trial_goal_from_msg(goal, enc.joint_names, enc.dX, enc.n_points,
+                                   enc.position_limits)
+
+    async def _reset(self, q0: np.ndarray) -> str | None:
+        """Move the arm to q0 through the reset service; None on success, else the reason."""
+        deadline = self._steady_s() + self._reset_timeout
+        name = self.resolve_service_name(self._reset_name)
+        while not self._reset_client.service_is_ready():
+            if self._interrupt is not None:
+                return self._interrupt
+            if self._steady_s() > deadline:
+                return f"reset service {name} not available within {self._reset_timeout:g} s"
+            await self._sleep()
+        request = ResetArm.Request(joint_names=list(self._joints), joint_positions=q0.tolist())
+        future = self._reset_client.call_async(request)
+        future.add_done_callback(lambda _: self._wake())
+        while not future.done():
+            if self._interrupt is not None or self._steady_s() > deadline:
+                self._reset_client.remove_pending_request(future)
+                return self._interrupt or (f"reset service {name} did not answer within "
+                                           f"{self._reset_timeout:g} s")
+            await self._sleep()
+        response = future.result()
+        if not response.success:
+            return f"reset service {name} failed: {response.message or '(no message)'}"
+        return None
+
+    def _start_trial(self, runner: TrialRunner, trial: TrialGoal, reset_sent: float) -> None:
+        """Arm the watchdog and hand the runner to the joint_states callback.
+
+        A lockstep simulator publishes the reset state once, possibly before the reset response
+        arrives; a state received after the request that matches q0 is therefore used at once.
+        """
+        self._monitor.update(self._steady_s())
+        self._runner = runner
+        self.get_logger().info(f"running {trial.condition!r}: {trial.horizon} steps")
+        idle, self._idle_state = self._idle_state, None
+        if idle is not None and idle[1] >= reset_sent:
+            try:
+                q, _ = self._reader.read(idle[0])
+            except ValueError:
+                return
+            if np.abs(q - trial.q0).max() <= RESET_MATCH_TOL:
+                self._on_joint_states(idle[0])
+
+    def _finish(self, goal_handle: ServerGoalHandle, status: TrialStatus, reason: str,
+                goal: RunTrial.Goal, runner: TrialRunner | None = None) -> RunTrial.Result:
+        self._publish(self._zeros)
+        if runner is not None:
+            result = run_trial_result(status, reason, goal.condition, runner.steps, runner.X,
+                                      runner.U, runner.stamps, runner.latencies,
+                                      runner.compute_times)
+            self._log_timing(runner)
+        else:
+            result = RunTrial.Result(status=int(status), reason=reason, condition=goal.condition)
+        if status == TrialStatus.COMPLETED:
+            goal_handle.succeed()
+            self.get_logger().info(f"goal {goal.condition!r} completed")
+        else:
+            if status == TrialStatus.CANCELLED and goal_handle.is_cancel_requested:
+                goal_handle.canceled()
+            else:
+                goal_handle.abort()
+            self.get_logger().warning(
+                f"goal {goal.condition!r} ended {TrialStatus(status).name}: {reason}")
+        return result
+
+    def _log_timing(self, runner: TrialRunner) -> None:
+        n = runner.steps
+        if n == 0:
+            return
+        ct = runner.compute_times[:n] * 1e3
+        lat = runner.latencies[:n] * 1e3
+        lat = lat[np.isfinite(lat)]
+        self.get_logger().info(
+            f"{n} steps ({runner.skipped_steps} skipped): compute p50 {np.median(ct):.3f} ms, "
+            f"max {ct.max():.3f} ms; latency p50 {np.median(lat) if lat.size else math.nan:.3f}"
+            f" ms")
+
+    # ---------------------------------------------------------------- helpers
+    def _publish(self, u: np.ndarray) -> None:
+        self._cmd_pub.publish(to_float64_multi_array(self._zeros if self._halted else u,
+                                                     self._cmd_msg))
+
+    async def _sleep(self) -> None:
+        """Yield until the next wake-up (a watchdog tick, a state, a cancel or a response)."""
+        waiter = Future()
+        self._waiter = waiter
+        await waiter
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _steady_s(self) -> float:
+        return self._steady.now().nanoseconds * 1e-9
+
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def halt(self, reason: str) -> None:
+        """Stop commanding for good (on SIGINT/SIGTERM, between executor callbacks): publish
+        zeros and end the running trial; from now on only zeros are published."""
+        self._halted = True
+        self._interrupt = reason
+        runner = self._runner
+        if runner is not None:
+            runner.abort(TrialStatus.CANCELLED, reason)
+            self._end_trial()  # zeros, and wakes the goal to send its result
+        else:
+            self._publish(self._zeros)
+        self.get_logger().warning(f"halted ({reason}): commanding zeros")
+
+
+def _resolve_path(path: str) -> str:
+    """A file path, or package://<package>/<relative path> through the ament index."""
+    prefix = "package://"
+    if not path.startswith(prefix):
+        return path
+    from ament_index_python.packages import get_package_share_directory
+    package, _, relative = path[len(prefix):].partition("/")
+    return os.path.join(get_package_share_directory(package), relative)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Spin the node on an EventsExecutor; SIGINT/SIGTERM -> zero command, then exit.
+
+    rclpy's own signal handlers are off: they shut the context down first, after which the
+    final zero command could no longer be published. The executor is driven by spin_once with a
+    timeout: EventsExecutor.spin() busy-waits (a core at 100 %) in this rclpy release, and the
+    short return to Python lets the signal handler run.
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        node = ControllerNode()
+    except ValueError as exc:
+        rclpy.logging.get_logger("controller_node").fatal(str(exc))
+        rclpy.try_shutdown()
+        return 1
+    executor = EventsExecutor()
+    executor.add_node(node)
+    received: list[str] = []
+
+    def on_signal(signum: int, _frame) -> None:
+        received.append(signal.Signals(signum).name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    try:
+        while not received and rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
+        reason = received[0] if received else "context shut down"
+    except Exception as exc:  # noqa: BLE001 - report, then zero the arm below
+        node.get_logger().fatal(f"executor stopped: {exc!r}")
+        reason = f"error: {exc!r}"
+    node.halt(f"controller node shutting down ({reason})")
+    deadline = time.monotonic() + 0.5  # let the running goal's result go out
+    while node.busy and time.monotonic() < deadline and rclpy.ok():
+        executor.spin_once(timeout_sec=0.01)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
