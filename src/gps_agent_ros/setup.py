@@ -39,6 +39,11 @@ setup(
     entry_points={
         'console_scripts': [
             'gps-train = gps_agent_ros.train_cli:main',
+            'gps-bringup = gps_agent_ros.bringup:main',
+            'controller_node = gps_agent_ros.controller_node:main',
+            'sim_node = gps_agent_ros.sim_node:main',
+            'trainer_node = gps_agent_ros.trainer_node:main',
+            'ur_reset_node = gps_agent_ros.ur_reset_node:main',
         ],
     },
 )

@@ -1,0 +1,49 @@
+"""Node parameters derived from an experiment YAML: one source of truth for the bringup, the
+launch files and the trainer, so the sim, the controller and the trainer agree on the robot."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gps_core.config import ExperimentConfig
+
+
+def _per_joint(value: Any, n: int) -> list[float]:
+    return [float(v) for v in np.broadcast_to(np.asarray(value, dtype=float), (n,))]
+
+
+def controller_parameters(cfg: ExperimentConfig, command_interface: str = 'effort',
+                          urdf_from_topic: bool = False) -> dict[str, Any]:
+    """controller_node parameters. urdf_from_topic: read /robot_description (real arms)."""
+    robot = cfg.robot
+    return {
+        'urdf_path': '' if urdf_from_topic else str(cfg.resolve(robot.urdf)),
+        'joints': list(robot.joints),
+        'ee_link': robot.ee_link,
+        'base_link': robot.base_link,
+        'ee_points': [float(v) for p in robot.ee_points for v in p],
+        'command_interface': command_interface,
+        'controller_name': f'forward_{command_interface}_controller',
+    }
+
+
+def sim_parameters(cfg: ExperimentConfig, mode: str = 'lockstep') -> dict[str, Any]:
+    nj = len(cfg.robot.joints)
+    return {
+        'urdf_path': str(cfg.resolve(cfg.robot.urdf)),
+        'joints': list(cfg.robot.joints),
+        'dt': float(cfg.dt),
+        'substeps': int(cfg.sim.substeps),
+        'gravity_compensation': bool(cfg.sim.gravity_compensation),
+        'armature': _per_joint(cfg.sim.armature, nj),
+        'damping': _per_joint(cfg.sim.damping, nj),
+        'mode': mode,
+        'initial_positions': [float(v) for v in cfg.conditions[0].initial_joint_positions],
+    }
+
+
+def params_file(nodes: dict[str, dict[str, Any]], namespace: str) -> dict[str, Any]:
+    """The ROS 2 --params-file layout: {'/ns/node': {'ros__parameters': {...}}}."""
+    ns = '/' + namespace.strip('/') if namespace.strip('/') else ''
+    return {f'{ns}/{name}': {'ros__parameters': params} for name, params in nodes.items()}
