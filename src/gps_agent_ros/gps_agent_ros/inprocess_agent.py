@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gps_agent_ros.agent import Trial
+from gps_agent_ros.agent import PolicyFn, Trial
 from gps_agent_ros.experiment import Condition, Experiment
 from gps_agent_ros.pybullet_arm import PyBulletArm
 
@@ -22,15 +22,21 @@ class InProcessAgent:
         self.effort_limits = np.asarray(experiment.encoder.effort_limits, dtype=float)
 
     def run_trial(self, cond: Condition, K: np.ndarray, k: np.ndarray) -> Trial:
+        T, dU, _ = K.shape
+        return self._rollout(cond, T, dU, lambda t, x: K[t] @ x + k[t])
+
+    def run_policy_trial(self, cond: Condition, policy_fn: PolicyFn) -> Trial:
+        return self._rollout(cond, self.experiment.config.T, self.experiment.dU, policy_fn)
+
+    def _rollout(self, cond: Condition, T: int, dU: int, act: PolicyFn) -> Trial:
         exp = self.experiment
-        T, dU, dX = K.shape
-        X, U = np.empty((T, dX)), np.empty((T, dU))
+        X, U = np.empty((T, exp.dX)), np.empty((T, dU))
         self.arm.reset(cond.q0)
         for t in range(T):
             q, qd = self.arm.joint_state()
             X[t] = exp.encoder.encode(q, qd, cond.targets)
             # record what the arm actually receives: the dynamics fit must see the clipped torque
-            U[t] = np.clip(K[t] @ X[t] + k[t], -self.effort_limits, self.effort_limits)
+            U[t] = np.clip(act(t, X[t]), -self.effort_limits, self.effort_limits)
             self.arm.step(U[t])
         return Trial(X, U)
 

@@ -1,4 +1,5 @@
-"""The training plot: cost and final end-effector distance per iteration."""
+"""The training plot: cost and final end-effector distance per iteration (controllers' samples;
+for MDGPS / BADMM also the network alone, dashed, and its worst test condition)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,7 +17,13 @@ def write_plot(iterations: list[dict], threshold: float, path: Path) -> None:
     ax_cost.set(xlabel='iteration', ylabel='mean trajectory cost', title='cost')
     dists = [r['final_ee_distance'] for r in iterations]
     for m in range(len(dists[0])):
-        ax_dist.semilogy(its, [d[m] for d in dists], 'o-', label=f'condition {m}')
+        line, = ax_dist.semilogy(its, [d[m] for d in dists], 'o-', label=f'condition {m}')
+        if 'policy_final_ee_distance' in iterations[0]:       # the network alone, same condition
+            ax_dist.semilogy(its, [r['policy_final_ee_distance'][m] for r in iterations], 'x--',
+                             color=line.get_color(), label=f'network, condition {m}')
+    if 'policy_test_final_ee_distance' in iterations[0]:
+        ax_dist.semilogy(its, [max(r['policy_test_final_ee_distance']) for r in iterations], 'ks:',
+                         label='network, worst test condition')
     ax_dist.axhline(threshold, color='k', linestyle='--', label=f'success ({threshold} m)')
     ax_dist.set(xlabel='iteration', ylabel='final end-effector distance [m]', title='distance to target')
     ax_dist.legend(fontsize=8)

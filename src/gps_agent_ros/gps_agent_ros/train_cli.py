@@ -1,21 +1,32 @@
-"""gps-train EXPERIMENT.yaml --agent inprocess --out DIR [--iterations N] [--seed S]."""
+"""gps-train EXPERIMENT.yaml [--agent inprocess|ros] [--out DIR] [--iterations N] [--seed S] [--algorithm NAME].
+
+--agent ros trains through the ROS 2 node graph: it starts sim_node + controller_node as separate
+processes (or, with --attach, uses nodes already running, e.g. on a real arm) and runs the trainer
+as a ROS 2 node in this process.
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
-from gps_core.config import ConfigError, load_experiment
+from gps_core.config import ALGORITHMS, ConfigError, load_experiment
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog='gps-train', description='Train GPS controllers on an experiment.')
     p.add_argument('experiment', type=Path, help='experiment YAML (e.g. config/ur5e_reach.yaml)')
-    p.add_argument('--agent', choices=['inprocess'], default='inprocess',
-                   help='where trials run: inprocess = PyBullet in this process')
+    p.add_argument('--agent', choices=['inprocess', 'ros'], default='inprocess',
+                   help='inprocess: PyBullet in this process; ros: through sim_node + controller_node over DDS')
+    p.add_argument('--attach', action='store_true',
+                   help='(--agent ros) use nodes already running instead of starting them')
+    p.add_argument('--namespace', default='arm0', help='(--agent ros) arm namespace')
+    p.add_argument('--domain-id', type=int, default=None, help='(--agent ros) ROS_DOMAIN_ID for this run')
     p.add_argument('--out', type=Path, default=None, help='output folder (default: runs/<experiment>)')
     p.add_argument('--iterations', type=int, default=None, help='override the YAML iteration count')
     p.add_argument('--seed', type=int, default=None, help='override the YAML seed')
+    p.add_argument('--algorithm', choices=ALGORITHMS, default=None, help="override the YAML's algorithm.type")
     return p.parse_args(argv)
 
 
@@ -23,24 +34,48 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = load_experiment(args.experiment, iterations=args.iterations, seed=args.seed)
+        if args.algorithm is not None:
+            cfg = dataclasses.replace(cfg, algorithm=dataclasses.replace(cfg.algorithm, type=args.algorithm))
     except ConfigError as err:
         print(f'gps-train: {err}', file=sys.stderr)
         return 2
+    out = args.out or Path('runs') / cfg.experiment
+    if args.agent == 'ros':
+        return _train_ros(cfg, out, args)
     from gps_agent_ros.experiment import Experiment
     from gps_agent_ros.inprocess_agent import InProcessAgent
     from gps_agent_ros.trainer import train
 
-    out = args.out or Path('runs') / cfg.experiment
     exp = Experiment(cfg)
     agent = InProcessAgent(exp)
     try:
-        metrics = train(exp, agent, args.agent, out, cfg.iterations, progress=lambda s: print(s, flush=True))
+        train(exp, agent, args.agent, out, cfg.iterations, progress=lambda s: print(s, flush=True))
     finally:
         agent.close()
-    solved = metrics.solved_at_iteration
+    _summary(out)
+    return 0
+
+
+def _train_ros(cfg, out: Path, args: argparse.Namespace) -> int:
+    import os
+    if args.domain_id is not None:
+        if not 0 <= args.domain_id <= 232:
+            print(f'gps-train: --domain-id must be in 0..232, got {args.domain_id}', file=sys.stderr)
+            return 2
+        os.environ['ROS_DOMAIN_ID'] = str(args.domain_id)
+    from gps_agent_ros.trainer_node import run_ros_training   # rclpy only for this agent
+    rc = run_ros_training(cfg, out, args.namespace, attach=args.attach, progress=lambda s: print(s, flush=True))
+    if rc == 0:
+        _summary(out)
+    return rc
+
+
+def _summary(out: Path) -> None:
+    import json
+    metrics = json.loads((out / 'metrics.json').read_text())
+    solved = metrics['solved_at_iteration']
     print(f'{"solved at iteration " + str(solved) if solved else "not solved"}; '
           f'metrics: {out / "metrics.json"}, plot: {out / "training.png"}, checkpoints: {out / "checkpoints"}')
-    return 0
 
 
 if __name__ == '__main__':

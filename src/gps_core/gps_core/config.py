@@ -15,7 +15,10 @@ from typing import Any
 import yaml
 
 from gps_core.dynamics.gmm_prior import DynamicsPriorConfig
+from gps_core.policies.policy_config import PolicyConfig
 from gps_core.traj_opt.kl_lqr import TrajOptConfig
+
+ALGORITHMS = ('traj_opt', 'mdgps', 'badmm')
 
 
 class ConfigError(ValueError):
@@ -89,14 +92,46 @@ class InitControllerConfig:
 
 
 @dataclass(frozen=True)
+class MDGPSConfig:
+    """Mirror-descent GPS (Montgomery & Levine NIPS'16)."""
+
+    sample_on_policy: bool = False                # True: sample the network (+ its noise) after iteration 1
+
+
+@dataclass(frozen=True)
+class BADMMConfig:
+    """Bregman-ADMM GPS (Levine et al. JMLR'16, Sec. 4 / App. A)."""
+
+    inner_iterations: int = 4                     # policy / dual / trajectory rounds per GPS iteration
+    init_pol_wt: float = 0.01                     # initial nu_t, weight of KL(p || pi) per time step
+    pol_wt_step: float = 10.0                     # nu_t += pol_wt_step * KL_t (dual gradient step)
+    max_pol_wt: float = 1.0e4
+    dual_rate: float = 0.1                        # lambda_t -= dual_rate * nu_t * P_t (mu_p - mu_pi)
+
+    def __post_init__(self) -> None:
+        if self.inner_iterations < 1:
+            raise ValueError(f'badmm.inner_iterations must be >= 1, got {self.inner_iterations}')
+        if not 0 < self.init_pol_wt <= self.max_pol_wt:
+            raise ValueError(f'badmm: need 0 < init_pol_wt <= max_pol_wt, got {self.init_pol_wt}, {self.max_pol_wt}')
+        if self.pol_wt_step < 0 or self.dual_rate < 0:
+            raise ValueError('badmm.pol_wt_step and badmm.dual_rate must be >= 0')
+
+
+@dataclass(frozen=True)
 class AlgorithmConfig:
-    type: str = 'traj_opt'
+    type: str = 'traj_opt'                        # traj_opt | mdgps | badmm
     base_kl_step: float = 0.2                     # per time step; epsilon = base_kl_step * step_mult * T
     min_step_mult: float = 0.01
     max_step_mult: float = 10.0
     initial_eta: float = 1.0
     success_distance: float = 0.05                # metres, per condition
     init: InitControllerConfig = InitControllerConfig()
+    mdgps: MDGPSConfig = MDGPSConfig()
+    badmm: BADMMConfig = BADMMConfig()
+
+    def __post_init__(self) -> None:
+        if self.type not in ALGORITHMS:
+            raise ValueError(f'algorithm.type must be one of {list(ALGORITHMS)}, got {self.type!r}')
 
 
 @dataclass(frozen=True)
@@ -122,6 +157,7 @@ class ExperimentConfig:
     algorithm: AlgorithmConfig = AlgorithmConfig()
     dynamics: DynamicsConfig = DynamicsConfig()
     traj_opt: TrajOptConfig = TrajOptConfig()
+    policy: PolicyConfig = PolicyConfig()         # the neural-network policy (mdgps, badmm)
     source: str = field(default='', compare=False)     # the file it came from (set by load)
 
     def __post_init__(self) -> None:

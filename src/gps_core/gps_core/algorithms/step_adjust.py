@@ -22,6 +22,13 @@ def adjust_step_mult(step_mult: float, prev_policy: LinearGaussianPolicy, cur_po
     predicted = estimate_cost(cur_policy, prev_dyn, prev_cost).sum()    # what we expected the update to cost
     actual = estimate_cost(cur_policy, cur_dyn, cur_cost).sum()         # what it cost under the new fit
     predicted_impr, actual_impr = previous - predicted, previous - actual
+    return step_mult_rule(step_mult, predicted_impr, actual_impr, min_mult, max_mult), \
+        float(predicted_impr), float(actual_impr)
+
+
+def step_mult_rule(step_mult: float, predicted_impr: float, actual_impr: float,
+                   min_mult: float, max_mult: float) -> float:
+    """The multiplier rule itself, for any predicted / actual improvement of an objective."""
     mult = predicted_impr / (2.0 * max(1e-4, predicted_impr - actual_impr))
     mult = min(max(mult, 0.1), 5.0)
-    return min(max(mult * step_mult, min_mult), max_mult), float(predicted_impr), float(actual_impr)
+    return min(max(mult * step_mult, min_mult), max_mult)

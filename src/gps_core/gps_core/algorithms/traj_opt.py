@@ -13,12 +13,12 @@ import numpy as np
 from gps_core.config import AlgorithmConfig, DynamicsConfig
 from gps_core.costs.base import Cost
 from gps_core.dynamics.gmm_prior import DynamicsPriorGMM
-from gps_core.dynamics.lin_reg import fit_dynamics
 from gps_core.dynamics.linear_gaussian import LinearGaussianDynamics
 from gps_core.policies.linear_gaussian import LinearGaussianPolicy
 from gps_core.samples import SampleBatch
-from gps_core.traj_opt.cost_expansion import CostExpansion, expand_cost
+from gps_core.traj_opt.cost_expansion import CostExpansion
 from gps_core.traj_opt.kl_lqr import KLTrajOpt, TrajOptConfig
+from gps_core.algorithms.local_models import expand_batch_cost, fit_dynamics_with_prior
 from gps_core.algorithms.step_adjust import adjust_step_mult
 
 
@@ -41,6 +41,7 @@ class IterationStats:
     step_mult: list[float] = field(default_factory=list)
     eta_iterations: list[int] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: {'dynamics': 0.0, 'traj_opt': 0.0})
+    extra: dict[str, list[float]] = field(default_factory=dict)    # algorithm-specific, per condition
 
 
 class TrajOptAlgorithm:
@@ -71,10 +72,9 @@ class TrajOptAlgorithm:
     def _update_condition(self, m: int, batch: SampleBatch, stats: IterationStats) -> None:
         cond, cfg = self.conditions[m], self.config
         t0 = time.perf_counter()
-        cond.prior.update(batch.X, batch.U, self.rng)
-        dyn = fit_dynamics(batch.X, batch.U, cond.prior, self.dynamics_config.regularization)
+        dyn = fit_dynamics_with_prior(cond.prior, batch, self.dynamics_config.regularization, self.rng)
         t1 = time.perf_counter()
-        cost = expand_cost(self.costs[m].eval(batch.X, batch.U), batch.X, batch.U)
+        cost = expand_batch_cost(self.costs[m], batch)
         if cond.prev is not None:
             prev_policy, prev_dyn, prev_cost = cond.prev
             cond.step_mult, _, _ = adjust_step_mult(cond.step_mult, prev_policy, cond.policy, prev_dyn,

@@ -1,8 +1,9 @@
 """KL-constrained trajectory optimization (LQR backward pass, forward pass, eta search)."""
 from gps_core.traj_opt.cost_expansion import CostExpansion, expand_cost
 from gps_core.traj_opt.kl import traj_kl
-from gps_core.traj_opt.kl_lqr import EtaSearchError, KLTrajOpt, TrajOptConfig, TrajUpdate, estimate_cost
+from gps_core.traj_opt.kl_lqr import (EtaSearchError, KLPenalty, KLTrajOpt, TrajOptConfig, TrajUpdate,
+                                      estimate_cost)
 from gps_core.traj_opt.lqr import backward_pass, forward_pass
 
-__all__ = ['CostExpansion', 'expand_cost', 'traj_kl', 'EtaSearchError', 'KLTrajOpt', 'TrajOptConfig',
+__all__ = ['CostExpansion', 'expand_cost', 'traj_kl', 'EtaSearchError', 'KLPenalty', 'KLTrajOpt', 'TrajOptConfig',
            'TrajUpdate', 'estimate_cost', 'backward_pass', 'forward_pass']

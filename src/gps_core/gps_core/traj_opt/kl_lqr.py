@@ -7,7 +7,8 @@ searched in log space until |KL - epsilon| <= tolerance * epsilon.
 
 The optimizer is given the distribution to stay close to (`prior`); it knows nothing of the
 algorithm calling it (trajectory-centric RL passes the previous controller, MDGPS the
-linearized global policy, BADMM adds its Lagrange terms to the cost).
+linearized global policy, BADMM adds its Lagrange terms to the cost and a second distribution
+to stay near with per-step weights, `KLPenalty`).
 """
 from __future__ import annotations
 
@@ -46,6 +47,26 @@ class TrajUpdate:
     sigma: np.ndarray             # [T, dXU, dXU]
 
 
+@dataclass(frozen=True)
+class KLPenalty:
+    """An extra objective term sum_t weights_t KL(p_t || policy_t): weights [T] >= 0.
+
+    With it the update solves min E[cost] + sum_t w_t KL(p_t || q_t) s.t. KL(p || prior) <= eps.
+    The Lagrangian's LQR pass runs on the surrogate (cost_t - w_t log q_t - eta log prior_t) /
+    (eta + w_t) (Levine et al. JMLR'16, App. A): exact for constant weights, the paper's
+    per-step normalization otherwise.
+    """
+
+    policy: LinearGaussianPolicy
+    weights: np.ndarray
+
+    def __post_init__(self) -> None:
+        w = np.asarray(self.weights, dtype=float)
+        if w.shape != (self.policy.T,) or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError(f'KLPenalty.weights must be [{self.policy.T}] finite and >= 0; got shape {w.shape}')
+        object.__setattr__(self, 'weights', w)
+
+
 class EtaSearchError(RuntimeError):
     pass
 
@@ -55,18 +76,27 @@ class KLTrajOpt:
         self.config = config
 
     def solve_eta(self, eta: float, cost: CostExpansion, dyn: LinearGaussianDynamics,
-                  prior: LinearGaussianPolicy, pkl: tuple[np.ndarray, np.ndarray]
+                  prior: LinearGaussianPolicy, pkl: tuple[np.ndarray, np.ndarray],
+                  penalty: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
                   ) -> tuple[LinearGaussianPolicy, float]:
         """Backward pass at eta, raising eta geometrically while Q_uu is not positive definite.
 
         Large eta weights -log p_prior (PD) over the cost (possibly indefinite, e.g. the log term of
         the end-effector cost), so raising eta always repairs Q_uu unless the prior itself is bad.
+        penalty: (w [T], w_t * QKLm_t, w_t * QKLv_t) of a KLPenalty, or None.
         """
         PKLm, PKLv = pkl
         step = max(eta, 1e-4)
         while True:
+            if penalty is None:
+                Cm, cv = cost.Cm / eta + PKLm, cost.cv / eta + PKLv
+            else:
+                w, wQm, wQv = penalty
+                scale = 1.0 / (eta + w)
+                Cm = (cost.Cm + wQm + eta * PKLm) * scale[:, None, None]
+                cv = (cost.cv + wQv + eta * PKLv) * scale[:, None]
             try:
-                return backward_pass(cost.Cm / eta + PKLm, cost.cv / eta + PKLv, dyn), eta
+                return backward_pass(Cm, cv, dyn), eta
             except NotPositiveDefinite as err:
                 if eta >= self.config.max_eta:
                     raise EtaSearchError(
@@ -76,17 +106,23 @@ class KLTrajOpt:
                 step *= 2.0
 
     def update(self, prior: LinearGaussianPolicy, dyn: LinearGaussianDynamics, cost: CostExpansion,
-               kl_step: float, eta0: float = 1.0) -> TrajUpdate:
-        """New controller with KL(p_new || prior) ~= kl_step (total over the horizon)."""
+               kl_step: float, eta0: float = 1.0, penalty: KLPenalty | None = None) -> TrajUpdate:
+        """New controller with KL(p_new || prior) ~= kl_step (total over the horizon), minimizing
+        the expected cost (plus the weighted KL to penalty.policy when a penalty is given)."""
         if not (kl_step > 0 and math.isfinite(kl_step)):
             raise ValueError(f'kl_step must be positive and finite; got {kl_step}')
         cfg = self.config
         pkl = kl_penalty_terms(prior)
+        pen = None
+        if penalty is not None:
+            QKLm, QKLv = kl_penalty_terms(penalty.policy)
+            w = penalty.weights
+            pen = (w, w[:, None, None] * QKLm, w[:, None] * QKLv)
         lo, hi = cfg.min_eta, cfg.max_eta          # bracket on eta, in log space
         lo_con = hi_con = None                     # log(KL/eps) at the bracket ends, once known
         eta = float(np.clip(eta0, lo, hi))
         for it in range(1, cfg.max_iterations + 1):
-            policy, eta = self.solve_eta(eta, cost, dyn, prior, pkl)
+            policy, eta = self.solve_eta(eta, cost, dyn, prior, pkl, pen)
             mu, sigma = forward_pass(policy, dyn)
             kl = float(np.sum(traj_kl(mu, sigma, policy, prior)))
             con = kl - kl_step

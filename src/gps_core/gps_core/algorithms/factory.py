@@ -1,0 +1,32 @@
+"""The algorithm an experiment names (algorithm.type), built from its config.
+
+torch is imported only for the neural-network algorithms, so trajectory-centric runs stay light.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gps_core.algorithms.traj_opt import TrajOptAlgorithm
+from gps_core.config import ExperimentConfig
+from gps_core.costs.base import Cost
+from gps_core.policies.linear_gaussian import LinearGaussianPolicy
+
+
+def make_algorithm(cfg: ExperimentConfig, costs: list[Cost], init_policies: list[LinearGaussianPolicy],
+                   rng: np.random.Generator) -> Any:
+    """TrajOptAlgorithm, MDGPSAlgorithm or BADMMAlgorithm. The network's initial weights and
+    minibatches come from a torch.Generator seeded with the experiment seed."""
+    kind = cfg.algorithm.type
+    if kind == 'traj_opt':
+        return TrajOptAlgorithm(cfg.algorithm, cfg.dynamics, cfg.traj_opt, costs, init_policies, rng)
+    import torch
+
+    from gps_core.algorithms.badmm import BADMMAlgorithm
+    from gps_core.algorithms.mdgps import MDGPSAlgorithm
+    classes = {'mdgps': MDGPSAlgorithm, 'badmm': BADMMAlgorithm}
+    if kind not in classes:
+        raise ValueError(f'unknown algorithm type {kind!r}')
+    generator = torch.Generator().manual_seed(cfg.seed)
+    return classes[kind](cfg.algorithm, cfg.dynamics, cfg.traj_opt, cfg.policy, costs, init_policies, rng, generator)

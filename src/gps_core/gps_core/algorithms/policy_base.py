@@ -1,0 +1,153 @@
+"""What MDGPS and BADMM share: per-condition local models, the network, its linearization and the
+supervised policy step. The variants differ only in how the trajectory and policy steps are
+coupled (mdgps.py, badmm.py).
+
+Observations: a batch's obs if it has them, else obs = x. The UR5e state already holds what the
+GPS papers give the policy (joint angles and velocities, end-effector points minus the target and
+their velocities), so the network sees the target through the relative points.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gps_core.algorithms.local_models import expand_batch_cost, fit_dynamics_with_prior
+from gps_core.algorithms.traj_opt import ConditionState, IterationStats
+from gps_core.config import AlgorithmConfig, DynamicsConfig
+from gps_core.costs.base import Cost
+from gps_core.dynamics.gmm_prior import DynamicsPriorGMM
+from gps_core.dynamics.linear_gaussian import LinearGaussianDynamics
+from gps_core.policies.linear_gaussian import LinearGaussianPolicy
+from gps_core.policies.nn_policy import PolicyNetwork
+from gps_core.policies.policy_config import PolicyConfig
+from gps_core.policies.policy_opt import PolicyOpt
+from gps_core.policies.policy_prior import PolicyPriorGMM
+from gps_core.samples import SampleBatch
+from gps_core.traj_opt.cost_expansion import CostExpansion
+from gps_core.traj_opt.kl_lqr import KLTrajOpt, TrajOptConfig
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One condition's previous iteration, for the step-size rule."""
+
+    sampled: LinearGaussianPolicy         # the controller its samples came from
+    new: LinearGaussianPolicy             # the controller its trajectory step produced
+    pol_lin: LinearGaussianPolicy         # the network linearized around its samples
+    dyn: LinearGaussianDynamics
+    cost: CostExpansion
+
+
+@dataclass
+class PolicyConditionState:
+    local: ConditionState                 # controller, dynamics prior, eta, step multiplier
+    pol_prior: PolicyPriorGMM
+    batch: SampleBatch | None = None      # this iteration's samples and the models fitted to them
+    dyn: LinearGaussianDynamics | None = None
+    cost: CostExpansion | None = None
+    pol_lin: LinearGaussianPolicy | None = None
+    new_policy: LinearGaussianPolicy | None = None
+    prev: Snapshot | None = None
+
+
+def observations(batch: SampleBatch) -> np.ndarray:
+    return batch.obs if batch.obs is not None else batch.X
+
+
+class PolicyAlgorithmBase:
+    """Holds the conditions, the trajectory optimizer and the policy optimizer (the network)."""
+
+    def __init__(self, config: AlgorithmConfig, dynamics: DynamicsConfig, traj_opt: TrajOptConfig,
+                 policy: PolicyConfig, costs: list[Cost], init_policies: list[LinearGaussianPolicy],
+                 rng: np.random.Generator, generator: torch.Generator, dO: int | None = None):
+        if len(costs) != len(init_policies) or not costs:
+            raise ValueError(f'{len(costs)} costs for {len(init_policies)} conditions')
+        self.config, self.dynamics_config, self.policy_config = config, dynamics, policy
+        self.costs, self.rng = costs, rng
+        self.traj_opt = KLTrajOpt(traj_opt)
+        dX, dU = init_policies[0].dX, init_policies[0].dU
+        self.policy_opt = PolicyOpt(policy, dX if dO is None else dO, dU, generator)
+        self.conditions = [
+            PolicyConditionState(ConditionState(p, DynamicsPriorGMM(dynamics.prior), config.initial_eta),
+                                 PolicyPriorGMM(policy.prior, policy.regularization))
+            for p in init_policies]
+        self.iteration_count = 0
+
+    @property
+    def policies(self) -> list[LinearGaussianPolicy]:
+        """The local controllers (what off-policy sampling runs)."""
+        return [c.local.policy for c in self.conditions]
+
+    @property
+    def network(self) -> PolicyNetwork:
+        return self.policy_opt.network
+
+    @property
+    def samples_from_network(self) -> bool:
+        """Whether the next samples should come from the network (on-policy) instead of the controllers."""
+        return False
+
+    def _start_iteration(self, samples: list[SampleBatch]) -> IterationStats:
+        """Store the batches and fit every condition's dynamics and cost expansion."""
+        if len(samples) != len(self.conditions):
+            raise ValueError(f'got samples for {len(samples)} conditions, expected {len(self.conditions)}')
+        stats = IterationStats()
+        stats.seconds['policy'] = 0.0
+        for m, (cond, batch) in enumerate(zip(self.conditions, samples)):
+            t0 = time.perf_counter()
+            cond.batch = batch
+            cond.dyn = fit_dynamics_with_prior(cond.local.prior, batch, self.dynamics_config.regularization, self.rng)
+            cond.cost = expand_batch_cost(self.costs[m], batch)
+            stats.seconds['dynamics'] += time.perf_counter() - t0
+        return stats
+
+    def _linearize(self, m: int, stats: IterationStats, add_samples: bool = True) -> None:
+        """Refit condition m's policy prior and linearize the network around its samples."""
+        t0 = time.perf_counter()
+        cond, net = self.conditions[m], self.network
+        obs = observations(cond.batch)
+        if add_samples:
+            cond.pol_prior.add_samples(cond.batch.X, obs)
+        cond.pol_lin = cond.pol_prior.update_and_linearize(net.mean_np, cond.batch.X, obs, net.covar_np(), self.rng)
+        stats.seconds['policy'] += time.perf_counter() - t0
+
+    def _policy_step(self, controllers: list[LinearGaussianPolicy], stats: IterationStats,
+                     weights: list[np.ndarray] | None = None, shifts: list[np.ndarray] | None = None) -> None:
+        """Regress the network onto the controllers' actions at every condition's sampled states.
+
+        weights: per condition [T] time-step weights (default 1); shifts: per condition [T, dU]
+        added to the target means (BADMM's dual terms). Precisions: the controllers' Sigma_t^-1.
+        """
+        t0 = time.perf_counter()
+        obs, mu, prc, wt = [], [], [], []
+        for m, (cond, ctrl) in enumerate(zip(self.conditions, controllers)):
+            X = cond.batch.X
+            N, T = X.shape[:2]
+            target = np.einsum('tux,ntx->ntu', ctrl.K, X) + ctrl.k
+            if shifts is not None:
+                target = target + shifts[m]
+            w = np.ones(T) if weights is None else weights[m]
+            obs.append(observations(cond.batch).reshape(N * T, -1))
+            mu.append(target.reshape(N * T, -1))
+            prc.append(np.broadcast_to(ctrl.inv_pol_covar, (N,) + ctrl.inv_pol_covar.shape).reshape(N * T, ctrl.dU, ctrl.dU))
+            wt.append(np.broadcast_to(w, (N, T)).reshape(-1))
+        upd = self.policy_opt.update(np.concatenate(obs), np.concatenate(mu), np.concatenate(prc), np.concatenate(wt))
+        stats.extra.setdefault('policy_loss', []).append(upd.loss_after)
+        stats.seconds['policy'] += time.perf_counter() - t0
+
+    def _trajectory_stats(self, stats: IterationStats, m: int, upd, kl_step: float) -> None:
+        stats.kl.append(upd.kl)
+        stats.kl_step.append(kl_step)
+        stats.eta.append(upd.eta)
+        stats.step_mult.append(self.conditions[m].local.step_mult)
+        stats.eta_iterations.append(upd.iterations)
+
+    def _advance(self) -> None:
+        """The new controllers become the sampling controllers; remember this iteration."""
+        for cond in self.conditions:
+            cond.prev = Snapshot(cond.local.policy, cond.new_policy, cond.pol_lin, cond.dyn, cond.cost)
+            cond.local.policy = cond.new_policy
+        self.iteration_count += 1
