@@ -27,7 +27,8 @@ def _nodes(context):
         Node(package='gps_agent_ros', executable='sim_node', name='sim_node', namespace=namespace,
              parameters=[sim_parameters(cfg, mode)], output='screen'),
         Node(package='gps_agent_ros', executable='controller_node', name='controller_node',
-             namespace=namespace, parameters=[controller_parameters(cfg)], output='screen'),
+             namespace=namespace, parameters=[controller_parameters(cfg, use_sim_time=mode == 'lockstep')],
+             output='screen'),
     ]
     if LaunchConfiguration('train').perform(context).lower() == 'true':
         nodes.append(Node(package='gps_agent_ros', executable='trainer_node', name='trainer_node',

@@ -14,10 +14,12 @@ def _per_joint(value: Any, n: int) -> list[float]:
 
 
 def controller_parameters(cfg: ExperimentConfig, command_interface: str = 'effort',
-                          urdf_from_topic: bool = False) -> dict[str, Any]:
-    """controller_node parameters. urdf_from_topic: read /robot_description (real arms)."""
+                          urdf_from_topic: bool = False, use_sim_time: bool = False) -> dict[str, Any]:
+    """controller_node parameters. urdf_from_topic: read /robot_description (real arms);
+    use_sim_time: follow the lockstep simulator's /clock (stamps and latencies in sim time)."""
     robot = cfg.robot
     return {
+        'use_sim_time': use_sim_time,
         'urdf_path': '' if urdf_from_topic else str(cfg.resolve(robot.urdf)),
         'joints': list(robot.joints),
         'ee_link': robot.ee_link,

@@ -1,0 +1,150 @@
+"""Start the node graph of one arm as separate processes, for machines without launch_ros.
+
+sim_node (PyBullet, lockstep by default) and controller_node run as child processes sharing
+this process's ROS_DOMAIN_ID, with DDS discovery kept on this host. Every child is stopped
+(SIGINT, then SIGTERM, then SIGKILL) when the bringup exits, whether by Ctrl-C or by failure.
+On a ROS 2 install, `ros2 launch gps_agent_ros sim.launch.py` starts the same nodes.
+
+    gps-bringup config/ur5e_reach.yaml [--namespace arm0] [--mode lockstep|realtime] [--domain-id N]
+
+From Python, `parameters` overrides or adds node parameters on top of those derived from the
+experiment, e.g. Bringup(cfg, mode='realtime', parameters={'sim_node': {'publish_rate_hz': 20.0}}).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from gps_agent_ros.node_params import controller_parameters, params_file, sim_parameters
+from gps_core.config import ConfigError, ExperimentConfig, load_experiment
+
+
+class BringupError(RuntimeError):
+    pass
+
+
+def ros_environment(domain_id: int | None = None) -> dict[str, str]:
+    """This process's environment with DDS on localhost and the chosen domain."""
+    env = dict(os.environ)
+    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    if domain_id is not None:
+        if not 0 <= domain_id <= 232:
+            raise ValueError(f'ROS_DOMAIN_ID must be in 0..232, got {domain_id}')
+        env['ROS_DOMAIN_ID'] = str(domain_id)
+    env.setdefault('OPENBLAS_NUM_THREADS', '1')
+    return env
+
+
+def node_executable(name: str) -> str:
+    """The console script installed beside this interpreter (venv), else on PATH."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise BringupError(f'cannot find the {name} executable next to {sys.executable} or on PATH')
+    return found
+
+
+class Bringup:
+    """Context manager running sim_node + controller_node for one arm namespace."""
+
+    def __init__(self, cfg: ExperimentConfig, namespace: str = 'arm0', mode: str = 'lockstep',
+                 log_dir: Path | None = None, domain_id: int | None = None,
+                 nodes: tuple[str, ...] = ('sim_node', 'controller_node'),
+                 parameters: Mapping[str, Mapping[str, Any]] | None = None):
+        self.namespace = namespace.strip('/')
+        self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix='gps_bringup_'))
+        self.env = ros_environment(domain_id)
+        self.env.setdefault('ROS_LOG_DIR', str(self.log_dir / 'ros'))
+        all_params = {'sim_node': sim_parameters(cfg, mode),
+                      'controller_node': controller_parameters(cfg, use_sim_time=mode == 'lockstep')}
+        unknown = sorted(set(parameters or {}) - set(nodes))
+        if unknown:
+            raise ValueError(f'parameters given for nodes {unknown} that this bringup does not start {list(nodes)}')
+        for name, extra in (parameters or {}).items():
+            all_params[name].update(extra)
+        self.params = {name: all_params[name] for name in nodes}
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self) -> Bringup:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        pfile = self.log_dir / 'params.yaml'
+        pfile.write_text(yaml.safe_dump(params_file(self.params, self.namespace)))
+        for name in self.params:
+            cmd = [node_executable(name), '--ros-args', '--params-file', str(pfile),
+                   '-r', f'__ns:=/{self.namespace}']
+            log = open(self.log_dir / f'{name}.log', 'wb')
+            self.procs[name] = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            log.close()
+        return self
+
+    def check(self) -> None:
+        """Raise if a node died (with the tail of its log)."""
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                tail = (self.log_dir / f'{name}.log').read_text(errors='replace')[-2000:]
+                raise BringupError(f'{name} exited with code {proc.returncode}; log {self.log_dir / name}.log:\n{tail}')
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        for sig, wait in ((signal.SIGINT, timeout_s), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+            alive = [p for p in self.procs.values() if p.poll() is None]
+            if not alive:
+                return
+            for p in alive:
+                p.send_signal(sig)
+            deadline = time.monotonic() + wait
+            for p in alive:
+                try:
+                    p.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+
+    def __enter__(self) -> Bringup:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog='gps-bringup', description='Run sim_node + controller_node for one arm.')
+    p.add_argument('experiment', type=Path)
+    p.add_argument('--namespace', default='arm0')
+    p.add_argument('--mode', choices=['lockstep', 'realtime'], default='lockstep')
+    p.add_argument('--domain-id', type=int, default=None, help='ROS_DOMAIN_ID (default: inherited)')
+    p.add_argument('--log-dir', type=Path, default=None)
+    args = p.parse_args(argv)
+    try:
+        cfg = load_experiment(args.experiment)
+    except ConfigError as err:
+        print(f'gps-bringup: {err}', file=sys.stderr)
+        return 2
+    with Bringup(cfg, args.namespace, args.mode, args.log_dir, args.domain_id) as bringup:
+        print(f'gps-bringup: /{bringup.namespace}: sim_node + controller_node running '
+              f'(ROS_DOMAIN_ID={bringup.env.get("ROS_DOMAIN_ID", "0")}, logs in {bringup.log_dir}); Ctrl-C stops',
+              flush=True)
+        try:
+            while True:
+                bringup.check()
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print('gps-bringup: stopping', flush=True)
+        except BringupError as err:
+            print(f'gps-bringup: {err}', file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

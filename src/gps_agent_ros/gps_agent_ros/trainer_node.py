@@ -1,0 +1,102 @@
+"""trainer_node: runs an experiment through the node graph (RosAgent -> controller_node).
+
+Publishes each iteration's mean cost (gps/cost, std_msgs/Float64) and final end-effector
+distances per condition (gps/final_distance, std_msgs/Float64MultiArray), and writes the same
+metrics.json / checkpoints / plot as the in-process agent.
+
+    ros2 run gps_agent_ros trainer_node --ros-args -p experiment:=config/ur5e_reach.yaml -p out:=runs/x
+    gps-train config/ur5e_reach.yaml --agent ros      # also starts sim_node + controller_node
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from std_msgs.msg import Float64, Float64MultiArray
+
+from gps_agent_ros.bringup import Bringup, BringupError
+from gps_agent_ros.experiment import Experiment
+from gps_agent_ros.ros_agent import RosAgent, TrialFailed
+from gps_agent_ros.trainer import train
+from gps_core.config import ConfigError, ExperimentConfig, load_experiment
+
+
+class TrainerNode(Node):
+    def __init__(self) -> None:
+        super().__init__('trainer_node')
+        d = ParameterDescriptor
+        self.declare_parameter('experiment', '', d(description='experiment YAML'))
+        self.declare_parameter('out', 'runs/ros', d(description='output folder'))
+        self.declare_parameter('iterations', 0, d(description='0: the YAML value'))
+        self.declare_parameter('seed', -1, d(description='-1: the YAML value'))
+        self.declare_parameter('namespaces', ['arm0'], d(description='arm namespaces (one RunTrial server each)'))
+        self.cost_pub = self.create_publisher(Float64, 'gps/cost', 10)
+        self.distance_pub = self.create_publisher(Float64MultiArray, 'gps/final_distance', 10)
+
+    def publish_iteration(self, record: dict) -> None:
+        self.cost_pub.publish(Float64(data=float(record['mean_cost'])))
+        self.distance_pub.publish(Float64MultiArray(data=[float(d) for d in record['final_ee_distance']]))
+
+
+def run_ros_training(cfg: ExperimentConfig, out: Path, namespace: str = 'arm0', attach: bool = False,
+                     progress=print) -> int:
+    """Train through the graph; unless attach, start sim_node + controller_node first (bringup).
+
+    The caller's environment decides ROS_DOMAIN_ID; DDS discovery stays on this host unless
+    ROS_AUTOMATIC_DISCOVERY_RANGE says otherwise.
+    """
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    bringup = None if attach else Bringup(cfg, namespace, log_dir=out / 'logs').start()
+    rclpy.init()
+    node = TrainerNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    agent = None
+    try:
+        if bringup is not None:
+            progress(f'bringup: sim_node + controller_node in /{namespace} '
+                     f'(ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}, logs in {bringup.log_dir})')
+        exp = Experiment(cfg)
+        agent = RosAgent(node, executor, exp, namespace, health_check=bringup.check if bringup else None)
+        train(exp, agent, 'ros', out, cfg.iterations, progress=progress, on_iteration=node.publish_iteration)
+        return 0
+    except (TrialFailed, BringupError) as err:
+        progress(f'gps-train: {err}')
+        return 1
+    finally:
+        if agent is not None:
+            agent.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+        if bringup is not None:
+            bringup.stop()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of `ros2 run gps_agent_ros trainer_node` (attaches to running nodes)."""
+    rclpy.init(args=args)
+    probe = TrainerNode()
+    path = probe.get_parameter('experiment').value
+    out = Path(probe.get_parameter('out').value)
+    iterations = probe.get_parameter('iterations').value or None
+    seed = probe.get_parameter('seed').value
+    namespaces = list(probe.get_parameter('namespaces').value)
+    probe.destroy_node()
+    rclpy.try_shutdown()
+    try:
+        cfg = load_experiment(path, iterations=iterations, seed=None if seed < 0 else seed)
+    except ConfigError as err:
+        print(f'trainer_node: {err}', file=sys.stderr)
+        return 2
+    return run_ros_training(cfg, out, namespaces[0], attach=True,
+                            progress=lambda s: print(s, flush=True))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The real node graph over DDS on loopback: sim_node and controller_node started as separate
+processes by the bringup, driven from this process through the RunTrial action."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from gps_agent_ros.bringup import Bringup
+from gps_agent_ros.conversions import run_trial_goal
+from gps_agent_ros.experiment import Experiment
+from gps_agent_ros.inprocess_agent import InProcessAgent
+from gps_agent_ros.ros_agent import RosAgent
+from gps_core.config import load_experiment
+from gps_core.policies import smoothed_noise
+from gps_interfaces.action import RunTrial
+
+REPO = Path(__file__).resolve().parents[2]
+CFG = load_experiment(REPO / 'config' / 'ur5e_reach.yaml')
+
+
+class Probe:
+    """A test node that records the arm's commands and efforts, plus a RosAgent on it."""
+
+    def __init__(self, namespace: str, bringup: Bringup):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(f'probe_{os.getpid()}', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.commands: list[np.ndarray] = []
+        self.efforts: list[tuple[float, np.ndarray]] = []
+        self.node.create_subscription(Float64MultiArray, f'/{namespace}/forward_effort_controller/commands',
+                                      lambda m: self.commands.append(np.array(m.data)), 100)
+        self.node.create_subscription(JointState, f'/{namespace}/joint_states',
+                                      lambda m: self.efforts.append((time.monotonic(), np.array(m.effort))), 100)
+        self.exp = Experiment(CFG)
+        self.agent = RosAgent(self.node, self.executor, self.exp, namespace, health_check=bringup.check)
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.01)
+
+    def spin_until(self, predicate, timeout: float, what: str) -> None:
+        end = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > end:
+                raise AssertionError(f'timed out after {timeout} s waiting for {what}')
+            self.executor.spin_once(timeout_sec=0.01)
+
+    def close(self) -> None:
+        self.agent.close()
+        self.node.destroy_node()
+        self.executor.shutdown()
+        rclpy.shutdown(context=self.context)
+
+
+def controller(exp: Experiment, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    pol = exp.init_policies()[0]
+    return pol.K, pol.fold_noise(smoothed_noise(np.random.default_rng(seed), pol.T, pol.dU, 2.0))
+
+
+@pytest.fixture(scope='module')
+def lockstep(tmp_path_factory):
+    ns = f'graph_lockstep_{os.getpid()}'
+    bringup = Bringup(CFG, ns, 'lockstep', tmp_path_factory.mktemp('lockstep_logs')).start()
+    probe = Probe(ns, bringup)
+    yield bringup, probe
+    probe.close()
+    bringup.stop()
+
+
+def test_trial_through_the_graph_equals_the_inprocess_trial(lockstep):
+    _, probe = lockstep
+    K, k = controller(probe.exp)
+    trial = probe.agent.run_trial(probe.exp.conditions[0], K, k)
+    local = InProcessAgent(probe.exp)
+    try:
+        reference = local.run_trial(probe.exp.conditions[0], K, k)
+    finally:
+        local.close()
+    assert trial.X.shape == (100, 30) and trial.U.shape == (100, 6)
+    # same physics, same encoder, same controller: the graph adds transport, not numbers
+    assert np.array_equal(trial.X, reference.X) and np.array_equal(trial.U, reference.U)
+
+
+@pytest.mark.parametrize('corrupt,words', [('nan', 'non-finite'), ('shape', '29')])
+def test_invalid_controller_is_rejected_and_only_zeros_are_sent(lockstep, corrupt, words):
+    _, probe = lockstep
+    K, k = controller(probe.exp)
+    if corrupt == 'nan':
+        K = K.copy()
+        K[10, 2, 5] = np.nan
+    else:
+        K = K[:, :, :29]
+    cond = probe.exp.conditions[1]
+    probe.spin_for(0.2)
+    probe.commands.clear()
+    goal = run_trial_goal(cond.name, CFG.robot.joints, cond.q0, cond.targets, CFG.dt, K, k)
+    result = probe.agent._send(goal, 20.0)
+    assert result.status == RunTrial.Result.STATUS_INVALID_CONTROLLER
+    assert words in result.reason
+    probe.spin_for(0.3)
+    assert probe.commands, 'the controller publishes a zero command on an invalid goal'
+    assert all(np.all(c == 0.0) for c in probe.commands)
+
+
+def test_stale_joint_states_abort_the_trial(lockstep):
+    bringup, probe = lockstep
+    K, k = controller(probe.exp, seed=1)
+    cond = probe.exp.conditions[2]
+    goal = run_trial_goal(cond.name, CFG.robot.joints, cond.q0, cond.targets, CFG.dt, K, k)
+    probe.commands.clear()
+    handle = probe.agent._wait(probe.agent.client.send_goal_async(goal), 10.0, 'acceptance')
+    assert handle.accepted
+    result_future = handle.get_result_async()
+    probe.spin_until(lambda: len(probe.commands) >= 5, 20.0, 'the trial to start')
+    sim = bringup.procs['sim_node']
+    sim.send_signal(signal.SIGSTOP)              # the simulator freezes: joint_states stop
+    try:
+        probe.spin_until(result_future.done, 10.0, 'the trial to abort')
+    finally:
+        sim.send_signal(signal.SIGCONT)
+    result = result_future.result().result
+    assert result.status == RunTrial.Result.STATUS_ABORTED_STALE_STATE
+    assert 'joint_states' in result.reason or 'stale' in result.reason
+    assert 0 < result.steps < 100
+    probe.spin_for(0.2)
+    assert np.all(probe.commands[-1] == 0.0)
+    bringup.check()                              # both nodes survived
+
+
+def test_killing_the_controller_mid_trial_zeroes_the_torque(tmp_path):
+    ns = f'graph_realtime_{os.getpid()}'
+    bringup = Bringup(CFG, ns, 'realtime', tmp_path).start()
+    probe = Probe(ns, bringup)
+    try:
+        exp = probe.exp
+        T, dU, dX = 100, 6, exp.dX
+        k = np.tile([8.0, 0.0, 0.0, 0.0, 0.0, 0.0], (T, 1))          # a steady torque on the base joint
+        cond = exp.conditions[0]
+        goal = run_trial_goal(cond.name, CFG.robot.joints, cond.q0, cond.targets, CFG.dt, np.zeros((T, dU, dX)), k)
+        handle = probe.agent._wait(probe.agent.client.send_goal_async(goal), 10.0, 'acceptance')
+        assert handle.accepted
+        probe.spin_until(lambda: probe.efforts and probe.efforts[-1][1][0] == 8.0, 10.0, 'the torque to be applied')
+        bringup.procs['controller_node'].kill()                        # SIGKILL: no goodbye zero
+        killed = time.monotonic()
+        probe.spin_until(lambda: probe.efforts[-1][1][0] == 0.0, 5.0, 'the sim watchdog to zero the torque')
+        zeroed = next(t for t, e in probe.efforts if t >= killed and e[0] == 0.0)
+        assert zeroed - killed <= 0.25 + 0.15                          # command_timeout_s + scheduling
+    finally:
+        probe.close()
+        bringup.stop()
