@@ -25,7 +25,7 @@ $(STAMP): requirements.txt src/*/setup.py src/gps_interfaces/CMakeLists.txt \
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/gps-train config/ur5e_reach.yaml --agent inprocess --out $(RUN)
+	$(VENV)/bin/gps-train config/ur5e_reach.yaml --agent ros --out $(RUN)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests src
