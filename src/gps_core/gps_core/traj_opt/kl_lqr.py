@@ -138,24 +138,31 @@ class KLTrajOpt:
                 lo, lo_con = eta, lcon
                 if eta >= cfg.max_eta * (1 - 1e-9):
                     return TrajUpdate(policy, eta, kl, kl_step, it, False, mu, sigma)
-            eta = self._next_eta(lo, hi, lo_con, hi_con)
+            eta = self._next_eta(lo, hi, lo_con, hi_con, eta, lcon)
         log.warning('eta search did not converge in %d iterations (KL %.4g, target %.4g)',
                     cfg.max_iterations, kl, kl_step)
         return TrajUpdate(policy, eta, kl, kl_step, cfg.max_iterations, False, mu, sigma)
 
     @staticmethod
-    def _next_eta(lo: float, hi: float, lo_con: float | None, hi_con: float | None) -> float:
-        """Next eta inside (lo, hi): secant on log KL vs log eta once bracketed, else x10 steps."""
+    def _next_eta(lo: float, hi: float, lo_con: float | None, hi_con: float | None,
+                  eta: float, lcon: float) -> float:
+        """Next eta inside (lo, hi), from lcon = log(KL / eps) at the last eta.
+
+        Bracketed: the zero of the secant of log KL against log eta through the bracket ends
+        (kept 10% inside them so the bracket shrinks from both sides). Not yet bracketed: a
+        Newton step with slope d log KL / d log eta = -1 (KL ~ 1/eta between the limits of the
+        constraint being tight and inactive), at most x100 per step.
+        """
         llo, lhi = math.log(lo), math.log(hi)
         if lo_con is not None and hi_con is not None and lo_con > hi_con:
             frac = lo_con / (lo_con - hi_con)      # zero of the line through both ends
-            frac = min(max(frac, 0.1), 0.9)        # keep shrinking the bracket from both sides
+            frac = min(max(frac, 0.1), 0.9)
             return math.exp(llo + frac * (lhi - llo))
-        if lo_con is None and hi_con is not None:  # only an upper end known: go down
-            return max(math.exp(0.5 * (llo + lhi)), hi * 0.1)
-        if hi_con is None and lo_con is not None:  # only a lower end known: go up
-            return min(math.exp(0.5 * (llo + lhi)), lo * 10.0)
-        return math.exp(0.5 * (llo + lhi))
+        step = min(max(lcon, -math.log(100.0)), math.log(100.0))
+        new = math.log(eta) + step
+        if not llo < new < lhi:                    # never leave the bracket: bisect instead
+            return math.exp(0.5 * (llo + lhi))
+        return math.exp(new)
 
 
 def estimate_cost(policy: LinearGaussianPolicy, dyn: LinearGaussianDynamics,

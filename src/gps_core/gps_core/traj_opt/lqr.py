@@ -8,6 +8,7 @@ augmented quadratic cost.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import lapack
 
 from gps_core.dynamics.linear_gaussian import LinearGaussianDynamics
 from gps_core.policies.linear_gaussian import LinearGaussianPolicy
@@ -46,6 +47,9 @@ def backward_pass(Cm: np.ndarray, cv: np.ndarray, dyn: LinearGaussianDynamics) -
     Quu_inv_all = np.empty((T, dU, dU))
     Vxx = np.zeros((dX, dX))
     Vx = np.zeros(dX)
+    # LAPACK directly (dpotrf/dpotri): numpy.linalg's per-call overhead dominates at dU ~ 7.
+    potrf, potri = lapack.dpotrf, lapack.dpotri
+    iu = np.triu_indices(dU, 1)
     for t in range(T - 1, -1, -1):
         if t < T - 1:
             FtV = Fm[t].T @ Vxx
@@ -55,19 +59,21 @@ def backward_pass(Cm: np.ndarray, cv: np.ndarray, dyn: LinearGaussianDynamics) -
             Qtt, Qt = Cm[t], cv[t]
         Quu = 0.5 * (Qtt[dX:, dX:] + Qtt[dX:, dX:].T)
         Qux = Qtt[dX:, :dX]
-        try:
-            L = np.linalg.cholesky(Quu)
-        except np.linalg.LinAlgError:
-            raise NotPositiveDefinite(t) from None
-        Linv = np.linalg.inv(L)
-        Quu_inv = Linv.T @ Linv
-        K[t] = -Quu_inv @ Qux
-        k[t] = -Quu_inv @ Qt[dX:]
+        L, info = potrf(Quu, lower=True, clean=False)
+        if info != 0:
+            raise NotPositiveDefinite(t)
+        Quu_inv, info = potri(L, lower=True)
+        if info != 0:
+            raise NotPositiveDefinite(t)
+        Quu_inv[iu] = Quu_inv.T[iu]                                    # potri fills one triangle
+        Kt = -Quu_inv @ np.concatenate([Qux, Qt[dX:, None]], axis=1)    # [K_t | k_t] in one product
+        K[t], k[t] = Kt[:, :dX], Kt[:, dX]
         Quu_all[t], Quu_inv_all[t] = Quu, Quu_inv
         # V = Q_xx + Q_xu K (using K = -Quu^-1 Qux), symmetrized against round-off.
-        Vxx = Qtt[:dX, :dX] + Qux.T @ K[t]
+        QxuK = Qux.T @ Kt
+        Vxx = Qtt[:dX, :dX] + QxuK[:, :dX]
         Vxx = 0.5 * (Vxx + Vxx.T)
-        Vx = Qt[:dX] + Qux.T @ k[t]
+        Vx = Qt[:dX] + QxuK[:, dX]
     chol = np.swapaxes(np.linalg.cholesky(Quu_inv_all), 1, 2)
     return LinearGaussianPolicy(K, k, Quu_inv_all, chol, Quu_all)
 
