@@ -8,12 +8,17 @@ Topics (relative: push the node into a namespace per arm, e.g. /arm0):
   action  run_trial                  gps_interfaces/action/RunTrial
 
 One goal = validate the controller -> reset the arm -> T control steps. The command for step t is
-computed and published inside the joint_states callback (lowest latency); the action's execute
-coroutine only awaits the end of the trial, so it never blocks the single-threaded
-EventsExecutor. A steady-clock watchdog timer aborts on stale joint states (sim time would stop
-together with a stalled simulator). Every way out (completion, abort, cancel, invalid goal,
-SIGINT/SIGTERM) publishes a zero command; only a validated controller's filtered output is ever
-published otherwise.
+computed and published inside the joint_states callback (lowest latency). The goal is driven by
+callbacks only (acceptance, the reset response, joint_states, the watchdog timer, one-shot
+executor tasks), never by a pending coroutine: in this rclpy an awaiting coroutine is resumed on
+every executor iteration, which kept a core busy for the whole trial. The result is handed to the
+action server through a synchronous execute callback when the goal ends. The reset is requested
+once every command sent has been answered by a joint_states (bounded by RESET_SETTLE_S): a
+lockstep simulator steps once per command, and a zero command overtaken by the reset request
+would move the arm off its reset state. A steady-clock watchdog timer aborts on stale joint
+states (sim time would stop together with a stalled simulator). Every way out (completion,
+abort, cancel, invalid goal, SIGINT/SIGTERM) publishes a zero command; only a validated
+controller's filtered output is ever published otherwise.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.clock import Clock, ClockType
 from rclpy.experimental import EventsExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -55,7 +61,11 @@ UR_EE_POINTS = [0.0, 0.0, 0.0, 0.05, 0.0, 0.05, -0.05, 0.0, 0.05]
 FEEDBACK_EVERY = 10          # steps between feedback messages
 WATCHDOG_PERIOD_S = 0.02     # upper bound; shorter for small stale timeouts
 RESET_MATCH_TOL = 1e-3       # rad: a state this close to q0 after the reset request is post-reset
+RESET_SETTLE_S = 0.2         # s: at most this long the reset waits for commands to be answered
 SPIN_TIMEOUT_S = 0.1         # executor.spin_once timeout: bounds the reaction time to signals
+
+# phases of the active goal
+_VALIDATE, _RESET, _TRIAL, _ENDED = "validate", "reset", "trial", "ended"
 
 
 class ControllerNode(Node):
@@ -81,12 +91,20 @@ class ControllerNode(Node):
         self._busy = False
         self._runner: TrialRunner | None = None
         self._goal_handle: ServerGoalHandle | None = None
-        self._waiter: Future | None = None
+        self._phase: str | None = None               # _VALIDATE .. _ENDED while a goal is active
+        self._trial: TrialGoal | None = None         # validated goal, until its trial starts
+        self._reset_future: Future | None = None     # reset request in flight
+        self._reset_sent = self._reset_deadline = self._settle_deadline = 0.0
+        self._ended: TrialRunner | None = None       # finished trial, result not yet sent
         self._interrupt: str | None = None
         self._idle_state: tuple[JointState, float] | None = None
+        # commands published but not yet followed by a joint_states (see _advance_reset)
+        self._unanswered = 0
+        self._wake_pending = False  # a _progress() task is queued on the executor
         self._pending_description: str | None = None
         self._halted = False  # after halt() only zeros are published
         self._cmd_msg = Float64MultiArray()
+        self._feedback = RunTrial.Feedback()
 
         self._cmd_pub = self.create_publisher(
             Float64MultiArray, f"{p['controller_name']}/commands", 10)
@@ -94,7 +112,8 @@ class ControllerNode(Node):
         self._reset_client = self.create_client(ResetArm, self._reset_name)
         self._action = ActionServer(
             self, RunTrial, "run_trial", execute_callback=self._execute,
-            goal_callback=self._on_goal, cancel_callback=self._on_cancel)
+            goal_callback=self._on_goal, handle_accepted_callback=self._on_accepted,
+            cancel_callback=self._on_cancel)
         period = min(WATCHDOG_PERIOD_S, self._monitor.timeout_s / 4.0)
         self.create_timer(period, self._on_watchdog, clock=self._steady)
         if p["urdf_path"]:
@@ -187,9 +206,13 @@ class ControllerNode(Node):
 
     # ---------------------------------------------------------- state / timer
     def _on_joint_states(self, msg: JointState) -> None:
+        if self._unanswered:
+            self._unanswered -= 1
         runner = self._runner
         if runner is None:
             self._idle_state = (msg, self._steady_s())
+            if self._phase == _RESET and not self._unanswered and self._reset_future is None:
+                self._wake()  # a reset waiting for the arm to answer every command
             return
         self._monitor.update(self._steady_s())
         try:
@@ -202,7 +225,8 @@ class ControllerNode(Node):
                 self._publish(u)
                 runner.mark_published(self._now_s())
                 if runner.steps % FEEDBACK_EVERY == 0:
-                    self._goal_handle.publish_feedback(RunTrial.Feedback(step=runner.steps))
+                    self._feedback.step = runner.steps
+                    self._goal_handle.publish_feedback(self._feedback)
         if runner.done:
             self._end_trial()
 
@@ -217,12 +241,14 @@ class ControllerNode(Node):
                              f"{runner.horizon} steps")
             if runner.done:
                 self._end_trial()
-        self._wake()  # the execute coroutine re-checks its deadlines on every tick
+        elif self._phase is not None:
+            self._wake()  # the reset phase re-checks its deadlines on every tick
 
     def _end_trial(self) -> None:
         """Stop commanding: zeros first, then detach the runner and wake the goal."""
         self._publish(self._zeros)
-        self._runner = None
+        self._ended, self._runner = self._runner, None
+        self._phase = _ENDED
         self._monitor.reset()
         self._wake()
 
@@ -245,35 +271,117 @@ class ControllerNode(Node):
         self._wake()
         return CancelResponse.ACCEPT
 
-    async def _execute(self, goal_handle: ServerGoalHandle) -> RunTrial.Result:
+    def _on_accepted(self, goal_handle: ServerGoalHandle) -> None:
+        """Start the goal without an execute coroutine (see the module docstring): mark it
+        EXECUTING, as ServerGoalHandle.execute() does, and let _progress() drive it."""
         goal: RunTrial.Goal = goal_handle.request
-        self._goal_handle, self._interrupt = goal_handle, None
+        self._goal_handle, self._interrupt, self._phase = goal_handle, None, _VALIDATE
+        # ServerGoalHandle.execute() would also start the execute coroutine; only its state
+        # change is wanted now (the result is handed over in _complete)
+        goal_handle._update_state(_rclpy.GoalEvent.EXECUTE)
         self.get_logger().info(f"goal {goal.condition!r}: T={goal.horizon}, dt={goal.dt:g}")
+        self._wake()
+
+    def _progress(self) -> None:
+        """Move the active goal on as far as it can go now: validate -> reset -> start the
+        trial; complete it when it ended. Runs on wake-ups (_wake) and watchdog ticks; the trial
+        itself runs in the joint_states callback."""
+        goal_handle = self._goal_handle
+        if goal_handle is None or self._phase is None:
+            return
         try:
-            try:
-                trial = self._validate(goal)
-            except InvalidController as exc:
-                return self._finish(goal_handle, TrialStatus.INVALID_CONTROLLER, str(exc), goal)
-            reset_sent = self._steady_s()
-            failure = await self._reset(trial.q0)
-            if self._interrupt is not None:
-                return self._finish(goal_handle, TrialStatus.CANCELLED, self._interrupt, goal)
-            if failure is not None:
-                return self._finish(goal_handle, TrialStatus.RESET_FAILED, failure, goal)
-            runner = TrialRunner(self._encoder, trial.controller, self._safety, trial.targets,
-                                 trial.horizon, trial.dt)
-            self._start_trial(runner, trial, reset_sent)
-            while self._runner is runner:
-                await self._sleep()
-            return self._finish(goal_handle, runner.status, runner.reason, goal, runner)
+            if self._phase == _VALIDATE:
+                try:
+                    self._trial = self._validate(goal_handle.request)
+                except InvalidController as exc:
+                    return self._complete(TrialStatus.INVALID_CONTROLLER, str(exc))
+                now = self._steady_s()
+                self._reset_deadline = now + self._reset_timeout
+                self._settle_deadline = now + RESET_SETTLE_S
+                self._phase = _RESET
+            if self._phase == _RESET:
+                self._advance_reset()
+            elif self._phase == _ENDED:
+                runner, self._ended = self._ended, None
+                self._complete(runner.status, runner.reason, runner)
         except Exception as exc:  # never leave the arm commanded, never report success
-            self.get_logger().error(f"goal {goal.condition!r} failed: {exc!r}")
-            return self._finish(goal_handle, TrialStatus.INVALID_CONTROLLER,
-                                f"controller node error: {exc!r}", goal)
+            self.get_logger().error(f"goal {goal_handle.request.condition!r} failed: {exc!r}")
+            self._complete(TrialStatus.INVALID_CONTROLLER, f"controller node error: {exc!r}")
+
+    def _advance_reset(self) -> None:
+        """Reset phase: request the reset once the service is up, start the trial when it
+        succeeded; end the goal on an interrupt, a failure or the reset deadline."""
+        name = self.resolve_service_name(self._reset_name)
+        future = self._reset_future
+        if self._interrupt is not None:
+            if future is not None and not future.done():
+                self._reset_client.remove_pending_request(future)
+            return self._complete(TrialStatus.CANCELLED, self._interrupt)
+        if future is None:
+            if self._unanswered and self._steady_s() < self._settle_deadline:
+                # A lockstep simulator steps once per command, the zeros that ended the last
+                # goal included. Commands and the reset request travel on different DDS
+                # entities, unordered: a zero still queued would step the arm after the reset.
+                # A streaming arm answers within a sample period; a silent one within the bound.
+                return  # woken by the answering joint_states (or the next watchdog tick)
+            if not self._reset_client.service_is_ready():
+                if self._steady_s() > self._reset_deadline:
+                    self._complete(TrialStatus.RESET_FAILED, f"reset service {name} not available "
+                                   f"within {self._reset_timeout:g} s")
+                return  # the next watchdog tick looks again
+            request = ResetArm.Request(joint_names=list(self._joints),
+                                       joint_positions=self._trial.q0.tolist())
+            self._reset_sent, self._unanswered = self._steady_s(), 0  # answered or given up
+            future = self._reset_future = self._reset_client.call_async(request)
+            future.add_done_callback(self._on_reset_response)
+            return
+        if not future.done():
+            if self._steady_s() > self._reset_deadline:
+                self._reset_client.remove_pending_request(future)
+                self._complete(TrialStatus.RESET_FAILED, f"reset service {name} did not answer "
+                               f"within {self._reset_timeout:g} s")
+            return
+        response = future.result()
+        if not response.success:
+            return self._complete(TrialStatus.RESET_FAILED, f"reset service {name} failed: "
+                                  f"{response.message or '(no message)'}")
+        trial, self._trial, self._reset_future = self._trial, None, None
+        runner = TrialRunner(self._encoder, trial.controller, self._safety, trial.targets,
+                             trial.horizon, trial.dt)
+        self._phase = _TRIAL
+        self._start_trial(runner, trial, self._reset_sent)
+
+    def _on_reset_response(self, future: Future) -> None:
+        if future is self._reset_future and self._phase == _RESET:
+            self._progress()
+
+    def _complete(self, status: TrialStatus, reason: str, runner: TrialRunner | None = None
+                  ) -> None:
+        """End the active goal: zeros, terminal state, then hand the result to the server."""
+        goal_handle = self._goal_handle
+        goal: RunTrial.Goal = goal_handle.request
+        try:
+            result = self._finish(goal_handle, status, reason, goal, runner)
+        except Exception as exc:  # noqa: BLE001 - still answer the client, never with success
+            self.get_logger().error(f"goal {goal.condition!r}: finishing failed: {exc!r}")
+            self._publish(self._zeros)
+            result = RunTrial.Result(status=int(TrialStatus.INVALID_CONTROLLER),
+                                     reason=f"controller node error: {exc!r}",
+                                     condition=goal.condition)
+            if goal_handle.is_active:
+                goal_handle.abort()
         finally:
-            self._runner, self._goal_handle, self._busy = None, None, False
-            if self._pending_description is not None:
-                self._apply_description(self._pending_description)
+            self._runner, self._goal_handle, self._phase, self._busy = None, None, None, False
+            self._trial = self._reset_future = self._ended = None
+        # the server's execute task returns this result at once (the state is already terminal)
+        self._action.notify_execute(goal_handle, lambda _handle: result)
+        if self._pending_description is not None:
+            self._apply_description(self._pending_description)
+
+    @staticmethod
+    def _execute(goal_handle: ServerGoalHandle) -> RunTrial.Result:
+        """Registered execute callback; goals are run by _on_accepted / _progress instead."""
+        raise RuntimeError("RunTrial goals are executed through _on_accepted")
 
     def _validate(self, goal: RunTrial.Goal) -> TrialGoal:
         if self._encoder is None:
@@ -281,30 +389,6 @@ class ControllerNode(Node):
         enc = self._encoder
         return trial_goal_from_msg(goal, enc.joint_names, enc.dX, enc.n_points,
                                    enc.position_limits)
-
-    async def _reset(self, q0: np.ndarray) -> str | None:
-        """Move the arm to q0 through the reset service; None on success, else the reason."""
-        deadline = self._steady_s() + self._reset_timeout
-        name = self.resolve_service_name(self._reset_name)
-        while not self._reset_client.service_is_ready():
-            if self._interrupt is not None:
-                return self._interrupt
-            if self._steady_s() > deadline:
-                return f"reset service {name} not available within {self._reset_timeout:g} s"
-            await self._sleep()
-        request = ResetArm.Request(joint_names=list(self._joints), joint_positions=q0.tolist())
-        future = self._reset_client.call_async(request)
-        future.add_done_callback(lambda _: self._wake())
-        while not future.done():
-            if self._interrupt is not None or self._steady_s() > deadline:
-                self._reset_client.remove_pending_request(future)
-                return self._interrupt or (f"reset service {name} did not answer within "
-                                           f"{self._reset_timeout:g} s")
-            await self._sleep()
-        response = future.result()
-        if not response.success:
-            return f"reset service {name} failed: {response.message or '(no message)'}"
-        return None
 
     def _start_trial(self, runner: TrialRunner, trial: TrialGoal, reset_sent: float) -> None:
         """Arm the watchdog and hand the runner to the joint_states callback.
@@ -362,20 +446,23 @@ class ControllerNode(Node):
     def _publish(self, u: np.ndarray) -> None:
         self._cmd_pub.publish(to_float64_multi_array(self._zeros if self._halted else u,
                                                      self._cmd_msg))
-
-    async def _sleep(self) -> None:
-        """Yield until the next wake-up (a watchdog tick, a state, a cancel or a response)."""
-        waiter = Future()
-        self._waiter = waiter
-        await waiter
+        self._unanswered += 1
 
     def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        """Run _progress() as a later executor event, not inside the current callback (a cancel
+        must be processed by the action server before the goal can end CANCELED)."""
+        if self._goal_handle is not None and not self._wake_pending and self.executor is not None:
+            self._wake_pending = True
+            self.executor.create_task(self._on_wake)
 
-    def _steady_s(self) -> float:
-        return self._steady.now().nanoseconds * 1e-9
+    def _on_wake(self) -> None:
+        self._wake_pending = False
+        self._progress()
+
+    @staticmethod
+    def _steady_s() -> float:
+        """Seconds on the steady clock (CLOCK_MONOTONIC, as the watchdog timer's STEADY_TIME)."""
+        return time.monotonic()
 
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -395,6 +482,7 @@ class ControllerNode(Node):
             self._end_trial()  # zeros, and wakes the goal to send its result
         else:
             self._publish(self._zeros)
+            self._wake()  # a goal still resetting ends CANCELLED
         self.get_logger().warning(f"halted ({reason}): commanding zeros")
 
 

@@ -204,8 +204,10 @@ class PyBulletArm:
         for j, qj in zip(self._joint_idx, q0):
             p.resetJointState(self._body, j, float(qj), 0.0, physicsClientId=self._client)
 
-    def step(self, torques: np.ndarray | Sequence[float]) -> None:
-        """Apply torques [nj] (clipped to the effort limits) for one control period dt.
+    def step(self, torques: np.ndarray | Sequence[float], substeps: int | None = None) -> None:
+        """Apply torques [nj] (clipped to the effort limits) for one control period dt, or for
+        `substeps` physics steps of dt / self.substeps each (a caller holding a torque over
+        several physics steps in one call: bit-for-bit the same as that many calls).
 
         Raises ValueError on a wrong shape or any non-finite value, before anything is applied.
         """
@@ -213,7 +215,7 @@ class PyBulletArm:
                       -self._effort_limits, self._effort_limits)
         cid, body, idx = self._client, self._body, self._joint_idx
         tau_list = tau.tolist()
-        for _ in range(self._substeps):
+        for _ in range(self._substeps if substeps is None else substeps):
             if self._augmented:
                 tau_list = self._augmented_torques(tau)[self._dof_of_joint].tolist()
             elif self._gravity_compensation:

@@ -192,14 +192,14 @@ class SimArm:
     def set_command(self, kind: CommandKind, values: Sequence[float] | np.ndarray) -> None:
         """Hold `values` [nj] as the command. Raises ValueError (command unchanged) on a wrong
         length or a non-finite value."""
-        arr = np.asarray(values, dtype=float)
+        arr = np.array(values, dtype=float)  # a copy: the caller's buffer may be reused
         if arr.shape != (self._nj,):
             raise ValueError(f'{kind.value} command has {arr.size} values, expected {self._nj} '
                              f'for joints {list(self._config.joint_names)}')
         if not np.all(np.isfinite(arr)):
             raise ValueError(f'{kind.value} command has non-finite values {arr.tolist()}')
         self._kind = kind
-        self._command = arr.copy()
+        self._command = arr
 
     def zero_command(self) -> None:
         """Zero the held command, keeping its kind (velocity 0 brakes, effort 0 lets go)."""
@@ -209,8 +209,9 @@ class SimArm:
         """Apply the held command for one period; return the applied torque [nj]."""
         if self._kind is CommandKind.EFFORT:
             tau = np.clip(self._command, -self._limits, self._limits)
-            for _ in range(self._config.substeps):
-                self._arm.step(tau)
+            # one call for all physics steps: the same as `substeps` calls, without the
+            # per-call validation (the held command was validated by set_command)
+            self._arm.step(tau, substeps=self._config.substeps)
             self._effort = tau
         else:
             total = np.zeros(self._nj)

@@ -26,16 +26,19 @@ Modes (`mode`):
             outlives a dead controller.
             Several lockstep arms in one domain: remap /clock per namespace.
   realtime  a steady-clock timer at `publish_rate_hz` steps 1/rate of physics with the held
-            command and publishes joint_states stamped with the node clock.
+            command and publishes joint_states stamped with the node clock. A reset publishes
+            joint_states at once and restarts the timer from there.
 """
 from __future__ import annotations
 
 import array
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from builtin_interfaces.msg import Time as TimeMsg
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
@@ -47,7 +50,6 @@ from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.time import Time
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
@@ -57,6 +59,7 @@ from gps_interfaces.srv import ResetArm
 
 MODES = ('lockstep', 'realtime')
 _LOG_THROTTLE_S = 1.0
+_NS = 1_000_000_000
 RCLError = _rclpy.RCLError
 
 
@@ -89,6 +92,7 @@ class SimNode(Node):
         self._watchdog = CommandWatchdog(prm['command_timeout_s'])
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._state = JointState(name=list(prm['joints']))
+        self._clock_msg = ClockMsg()
 
         self._state_pub = self.create_publisher(JointState, 'joint_states', 10)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
@@ -104,7 +108,7 @@ class SimNode(Node):
             check_period = min(0.05, self._watchdog.timeout_s / 5.0)
             self.create_timer(check_period, self._check_watchdog, clock=self._steady)
         else:
-            self.create_timer(period, self._on_tick, clock=self._steady)
+            self._tick_timer = self.create_timer(period, self._on_tick, clock=self._steady)
 
         self._description_pub.publish(String(data=Path(prm['urdf_path']).read_text()))
         self._publish_state()
@@ -205,24 +209,38 @@ class SimNode(Node):
             return response
         self._watchdog.disarm()
         self._publish_state()
+        if not self._lockstep:
+            # restart the tick grid at the reset state: a trial indexes its steps by stamp
+            # differences from its first state, usually this one; an arbitrary phase between
+            # the two would put every later stamp near a rounding boundary for some resets
+            self._tick_timer.reset()
         response.success, response.message = True, 'reset'
         return response
 
     # --------------------------------------------------------------- helpers
-    def _steady_s(self) -> float:
-        return self._steady.now().nanoseconds * 1e-9
+    @staticmethod
+    def _steady_s() -> float:
+        """Seconds on the steady clock (CLOCK_MONOTONIC, as the watchdog timer's STEADY_TIME)."""
+        return time.monotonic()
 
     def _publish_state(self) -> None:
-        """joint_states of the current sim state; lockstep: /clock first, both at sim time."""
+        """joint_states of the current sim state; lockstep: /clock first, both at sim time.
+
+        Hot path (once per step): both messages are built first and then published back to
+        back, so that the controller receives the two together.
+        """
         if self._lockstep:
-            stamp = Time(nanoseconds=self._sim.sim_time_ns).to_msg()
-            self._clock_pub.publish(ClockMsg(clock=stamp))
+            sec, nanosec = divmod(self._sim.sim_time_ns, _NS)
+            stamp = TimeMsg(sec=sec, nanosec=nanosec)
         else:
             stamp = self.get_clock().now().to_msg()
         q, qd = self._sim.joint_state()
         msg = self._state
         msg.header.stamp = stamp
         msg.position, msg.velocity, msg.effort = _doubles(q), _doubles(qd), _doubles(self._sim.effort)
+        if self._lockstep:
+            self._clock_msg.clock = stamp
+            self._clock_pub.publish(self._clock_msg)
         self._state_pub.publish(msg)
 
     def destroy_node(self) -> None:
