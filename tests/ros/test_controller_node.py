@@ -206,8 +206,8 @@ class Harness:
             return (self.client.server_is_ready()
                     and self.arm.count_publishers("forward_effort_controller/commands") > 0
                     and self.arm.count_subscribers("joint_states") > 0)
-        wait_for(matched, 15.0, "controller_node to come up")
-        deadline = time.monotonic() + 15.0
+        wait_for(matched, 30.0, "controller_node to come up")
+        deadline = time.monotonic() + 30.0
         while time.monotonic() < deadline:
             future = self.client.send_goal_async(RunTrial.Goal(condition="probe"))
             try:

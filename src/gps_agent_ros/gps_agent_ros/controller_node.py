@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.clock import Clock, ClockType
@@ -48,16 +47,14 @@ from std_msgs.msg import Float64MultiArray, String
 from gps_agent_ros.conversions import (JointStateReader, TrialGoal, run_trial_result,
                                        time_to_seconds, to_float64_multi_array,
                                        trial_goal_from_msg)
+from gps_agent_ros.controller_params import declare_controller_parameters
 from gps_agent_ros.trial_runner import TrialRunner, TrialStatus
 from gps_controllers.linear_gaussian_controller import InvalidController
-from gps_controllers.safety import COMMAND_INTERFACES, SafetyFilter, StaleStateMonitor
+from gps_controllers.safety import SafetyFilter, StaleStateMonitor
 from gps_controllers.state_encoder import StateEncoder
 from gps_interfaces.action import RunTrial
 from gps_interfaces.srv import ResetArm
 
-UR_JOINTS = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint",
-             "wrist_1_joint", "wrist_2_joint", "wrist_3_joint"]
-UR_EE_POINTS = [0.0, 0.0, 0.0, 0.05, 0.0, 0.05, -0.05, 0.0, 0.05]
 FEEDBACK_EVERY = 10          # steps between feedback messages
 WATCHDOG_PERIOD_S = 0.02     # upper bound; shorter for small stale timeouts
 RESET_MATCH_TOL = 1e-3       # rad: a state this close to q0 after the reset request is post-reset
@@ -130,50 +127,7 @@ class ControllerNode(Node):
 
     # ------------------------------------------------------------------ setup
     def _declare_parameters(self) -> dict:
-        def d(ptype: int, description: str) -> ParameterDescriptor:
-            # read-only: the robot model and wiring are fixed for the node's lifetime
-            return ParameterDescriptor(type=ptype, description=description, read_only=True)
-
-        S, D, SA, DA = (ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_DOUBLE,
-                        ParameterType.PARAMETER_STRING_ARRAY, ParameterType.PARAMETER_DOUBLE_ARRAY)
-        params = [
-            self.declare_parameter("urdf_path", "", d(
-                S, "URDF file (or package:// URI); empty: read the robot_description topic")),
-            self.declare_parameter("joints", UR_JOINTS, d(
-                SA, "controlled joints, in the order of the state and command arrays")),
-            self.declare_parameter("ee_link", "tool0", d(
-                S, "link the end-effector points are attached to")),
-            self.declare_parameter("base_link", "base_link", d(
-                S, "frame of the end-effector points (empty: the URDF root)")),
-            self.declare_parameter("ee_points", UR_EE_POINTS, d(
-                DA, "end-effector point offsets in ee_link's frame, flat, 3 per point [m]")),
-            self.declare_parameter("command_interface", "effort", d(
-                S, "'effort' or 'velocity' (the forward command controller's interface)")),
-            self.declare_parameter("controller_name", "forward_effort_controller", d(
-                S, "commands go to <controller_name>/commands")),
-            self.declare_parameter("reset_service", "reset", d(
-                S, "gps_interfaces/srv/ResetArm service moving the arm to a trial's start")),
-            self.declare_parameter("reset_timeout_s", 10.0, d(
-                D, "reset service timeout [s]")),
-            self.declare_parameter("stale_timeout_s", 0.5, d(
-                D, "abort a trial when joint_states stop for this long [s] (steady clock)")),
-            self.declare_parameter("velocity_margin", 1.0, d(
-                D, "abort a trial when a joint speed exceeds this times its URDF limit")),
-        ]
-        p = {param.name: param.value for param in params}
-        p["joints"], p["ee_points"] = list(p["joints"]), list(p["ee_points"])
-        if not p["joints"]:
-            raise ValueError("parameter 'joints' is empty")
-        if len(p["ee_points"]) == 0 or len(p["ee_points"]) % 3:
-            raise ValueError(f"parameter 'ee_points' needs 3 values per point, got "
-                             f"{len(p['ee_points'])}")
-        if p["command_interface"] not in COMMAND_INTERFACES:
-            raise ValueError(f"parameter 'command_interface' must be one of "
-                             f"{COMMAND_INTERFACES}, got {p['command_interface']!r}")
-        for name in ("reset_timeout_s", "stale_timeout_s", "velocity_margin"):
-            if not (math.isfinite(p[name]) and p[name] > 0.0):
-                raise ValueError(f"parameter {name!r} must be > 0, got {p[name]}")
-        return p
+        return declare_controller_parameters(self)
 
     def _set_robot(self, urdf_path: str | Path) -> None:
         """Build the encoder and safety filter; raises ValueError on a bad URDF / joints."""
