@@ -81,7 +81,7 @@ def baseline_traj_opt(alg, batch) -> tuple[float, float]:
     cost = expand_cost(alg.costs[0].eval(batch.X, batch.U), batch.X, batch.U)
     step_mult = cond.step_mult
     if cond.prev is not None:
-        pp, pd, pc = cond.prev
+        pp, pd, pc, _ = cond.prev                        # the reference recomputes the prediction
         step_mult, _, _ = adjust_step_mult(step_mult, pp, cond.policy, pd, pc, dyn, cost,
                                            cfg.min_step_mult, cfg.max_step_mult)
     kl_step = cfg.base_kl_step * step_mult * batch.T

@@ -17,7 +17,7 @@ from gps_core.dynamics.linear_gaussian import LinearGaussianDynamics
 from gps_core.policies.linear_gaussian import LinearGaussianPolicy
 from gps_core.samples import SampleBatch
 from gps_core.traj_opt.cost_expansion import CostExpansion
-from gps_core.traj_opt.kl_lqr import KLTrajOpt, TrajOptConfig
+from gps_core.traj_opt.kl_lqr import KLTrajOpt, TrajOptConfig, expected_cost
 from gps_core.algorithms.local_models import expand_batch_cost, fit_dynamics_with_prior
 from gps_core.algorithms.step_adjust import adjust_step_mult
 
@@ -30,7 +30,9 @@ class ConditionState:
     prior: DynamicsPriorGMM
     eta: float
     step_mult: float = 1.0
-    prev: tuple[LinearGaussianPolicy, LinearGaussianDynamics, CostExpansion] | None = None
+    # the previous update: (controller it started from, dynamics, cost model, the new
+    # controller's predicted cost under them)
+    prev: tuple[LinearGaussianPolicy, LinearGaussianDynamics, CostExpansion, float] | None = None
 
 
 @dataclass
@@ -76,12 +78,14 @@ class TrajOptAlgorithm:
         t1 = time.perf_counter()
         cost = expand_batch_cost(self.costs[m], batch)
         if cond.prev is not None:
-            prev_policy, prev_dyn, prev_cost = cond.prev
+            prev_policy, prev_dyn, prev_cost, predicted = cond.prev
             cond.step_mult, _, _ = adjust_step_mult(cond.step_mult, prev_policy, cond.policy, prev_dyn,
-                                                    prev_cost, dyn, cost, cfg.min_step_mult, cfg.max_step_mult)
+                                                    prev_cost, dyn, cost, cfg.min_step_mult, cfg.max_step_mult,
+                                                    predicted)
         kl_step = cfg.base_kl_step * cond.step_mult * batch.T
         upd = self.traj_opt.update(cond.policy, dyn, cost, kl_step, cond.eta)
-        cond.prev = (cond.policy, dyn, cost)
+        # the update's final forward pass already gives the new controller's predicted cost
+        cond.prev = (cond.policy, dyn, cost, float(expected_cost(upd.mu, upd.sigma, cost).sum()))
         cond.policy, cond.eta = upd.policy, upd.eta
         t2 = time.perf_counter()
         stats.kl.append(upd.kl)

@@ -168,7 +168,11 @@ class KLTrajOpt:
 def estimate_cost(policy: LinearGaussianPolicy, dyn: LinearGaussianDynamics,
                   cost: CostExpansion) -> np.ndarray:
     """Expected cost per step [T] of the policy under the dynamics and the quadratic cost model."""
-    mu, sigma = forward_pass(policy, dyn)
+    return expected_cost(*forward_pass(policy, dyn), cost)
+
+
+def expected_cost(mu: np.ndarray, sigma: np.ndarray, cost: CostExpansion) -> np.ndarray:
+    """Expected cost per step [T] of state-action marginals mu [T, dXU], sigma [T, dXU, dXU]."""
     return (cost.cc + np.einsum('ti,ti->t', mu, cost.cv)
             + 0.5 * np.einsum('ti,tij,tj->t', mu, cost.Cm, mu)
             + 0.5 * np.einsum('tij,tji->t', cost.Cm, sigma))
