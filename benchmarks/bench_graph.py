@@ -1,5 +1,6 @@
-"""The node graph's speed: the controller loop free-running at 20 Hz and 500 Hz, and one lockstep
-trial through the graph against the in-process agent.
+"""The node graph's speed: the controller loop free-running at 20 Hz and 500 Hz (linear-Gaussian
+controller, and the MDGPS network policy at 500 Hz), and lockstep trials through the graph
+against the in-process agent (linear-Gaussian and network policy).
 
 (a) Free-running loop. sim_node (mode 'realtime', publish_rate_hz = the loop rate) and
 controller_node run as separate processes (Bringup); this process sends a RunTrial goal with a
@@ -15,7 +16,10 @@ the RunTrial result (conversions.result_timing):
                    periods within dt +- 10 % (the sim's timer jitter, reported, not a target).
 Statistics are over ticks 1.. of the trial; tick 0 (the first state after the reset, possibly
 received before the reset response) is reported apart as first_tick_latency_ms.
-Targets at 500 Hz: p99 latency <= 2 ms and on_time_share >= 99.5 %.
+`policy_500hz` runs the same loop with the network of config/ur5e_reach_mdgps.yaml (its
+architecture: tanh MLP 64-64 on the 30-d state, float64; weights drawn at random, the output
+layer scaled down so the arm only holds itself: the compute is that of the trained network).
+Targets at 500 Hz (both controllers): p99 latency <= 2 ms and on_time_share >= 99.5 %.
 
 (b) Lockstep trial. The same graph in 'lockstep' mode (sim time, one physics period per
 command); T = 100 steps of config/ur5e_reach.yaml, condition 0, the initial controller with
@@ -24,7 +28,8 @@ controllers runs through the graph (RosAgent.run_trial, what gps-train --agent r
 in-process (InProcessAgent.run_trial), interleaved so that both see the same machine load; the
 medians of the wall times and their ratio are reported, whether every graph trial equals its
 in-process twin bit for bit, and the CPU time the two node processes used per graph trial.
-Target: graph / in-process <= 1.5.
+`lockstep_policy` does the same with the network policy (the trial's noise in the goal, as
+on-policy sampling sends it). Target: graph / in-process <= 1.5.
 
     OPENBLAS_NUM_THREADS=1 ROS_DOMAIN_ID=91 python benchmarks/bench_graph.py [--trials 15]
 
@@ -52,11 +57,13 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
 from gps_agent_ros.bringup import Bringup  # noqa: E402
 from gps_agent_ros.conversions import result_timing, run_trial_goal  # noqa: E402
-from gps_agent_ros.experiment import Experiment  # noqa: E402
+from gps_agent_ros.experiment import Condition, Experiment  # noqa: E402
 from gps_agent_ros.inprocess_agent import InProcessAgent  # noqa: E402
 from gps_agent_ros.ros_agent import RosAgent  # noqa: E402
+from gps_controllers.trial_spec import ControllerSpec, LinearGaussianSpec, NetworkSpec, TrialSpec  # noqa: E402
 from gps_core.config import load_experiment  # noqa: E402
 from gps_core.policies import smoothed_noise  # noqa: E402
+from gps_core.policies.spec import policy_spec  # noqa: E402
 from gps_interfaces.action import RunTrial  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,21 +152,43 @@ def loop_stats(results: list[RunTrial.Result], dt: float) -> dict:
     }
 
 
-def free_running(cfg, exp: Experiment, rate_hz: float, steps: int, trials: int, log_dir: Path) -> dict:
+def mdgps_network(exp: Experiment, output_scale: float):
+    """A network with the architecture of config/ur5e_reach_mdgps.yaml, normalization fitted on
+    states near the start pose; the output layer scaled by output_scale."""
+    import torch
+    from gps_core.policies.nn_policy import PolicyNetwork
+    policy = load_experiment(REPO / 'config' / 'ur5e_reach_mdgps.yaml').policy
+    net = PolicyNetwork(exp.dX, exp.dU, policy.hidden, policy.activation, torch.Generator().manual_seed(0))
+    cond, rng = exp.conditions[0], np.random.default_rng(0)
+    net.fit_normalization(np.stack([exp.encoder.encode(cond.q0 + 0.05 * rng.standard_normal(exp.dU),
+                                                       0.1 * rng.standard_normal(exp.dU), cond.targets)
+                                    for _ in range(200)]))
+    with torch.no_grad():
+        net.net[-1].weight.mul_(output_scale)
+        net.net[-1].bias.mul_(output_scale)
+    return net
+
+
+def free_running(cfg, exp: Experiment, rate_hz: float, steps: int, trials: int, log_dir: Path,
+                 controller: ControllerSpec | None = None, label: str = '') -> dict:
+    """Trials of `steps` steps at dt = 1/rate_hz against sim_node free-running at rate_hz;
+    controller: the default holds zero torque (K = 0, k = 0)."""
     dt = 1.0 / rate_hz
     ns = f'bench_rt{int(rate_hz)}_{os.getpid()}'
-    with Bringup(cfg, ns, 'realtime', log_dir / f'realtime_{int(rate_hz)}hz',
+    if controller is None:
+        controller = LinearGaussianSpec(np.zeros((steps, exp.dU, exp.dX)), np.zeros((steps, exp.dU)))
+    cond = exp.conditions[0]
+    goal = run_trial_goal(TrialSpec('bench/free_running', tuple(cfg.robot.joints), cond.q0, cond.targets,
+                                    steps, dt, controller))
+    with Bringup(cfg, ns, 'realtime', log_dir / f'realtime_{int(rate_hz)}hz{label}',
                  parameters={'sim_node': {'publish_rate_hz': float(rate_hz)}}) as bringup:
         client = Client(exp, bringup)
         try:
-            cond = exp.conditions[0]
-            goal = run_trial_goal('bench/free_running', cfg.robot.joints, cond.q0, cond.targets, dt,
-                                  np.zeros((steps, exp.dU, exp.dX)), np.zeros((steps, exp.dU)))
             results = [client.run_goal(goal, 30.0 + 3.0 * steps * dt) for _ in range(trials)]
         finally:
             client.close()
     stats = loop_stats(results, dt)
-    log(f"{rate_hz:g} Hz free-running, {stats['ticks']} ticks ({stats['skipped_ticks']} skipped), "
+    log(f"{rate_hz:g} Hz free-running{label}, {stats['ticks']} ticks ({stats['skipped_ticks']} skipped), "
         f"{stats['achieved_rate_hz']:.1f} Hz achieved: period p50/p99/max "
         f"{stats['period_ms']['p50']:.3f}/{stats['period_ms']['p99']:.3f}/{stats['period_ms']['max']:.3f} ms; "
         f"latency p50/p99/max {stats['latency_ms']['p50']:.3f}/{stats['latency_ms']['p99']:.3f}/"
@@ -170,28 +199,28 @@ def free_running(cfg, exp: Experiment, rate_hz: float, steps: int, trials: int, 
     return stats
 
 
-def lockstep_vs_inprocess(cfg, exp: Experiment, trials: int, log_dir: Path) -> dict:
-    pol = exp.init_policies()[0]
-    rng = np.random.default_rng(cfg.seed)
-    sigma = cfg.algorithm.init.smooth_noise_sigma
-    controllers = [(pol.K, pol.fold_noise(smoothed_noise(rng, pol.T, pol.dU, sigma))) for _ in range(trials + 1)]
-    cond = exp.conditions[0]
+def lockstep_vs_inprocess(cfg, exp: Experiment, controllers: list[ControllerSpec], log_dir: Path,
+                          label: str) -> dict:
+    """Each controller through the graph (RosAgent.run, what gps-train --agent ros does) and
+    in-process (InProcessAgent.run), interleaved; the first pair warms both paths up."""
+    trials = len(controllers) - 1
+    cond: Condition = exp.conditions[0]
     graph_s, inproc_s, differing = [], [], []
-    ns = f'bench_lockstep_{os.getpid()}'
+    ns = f'bench_lockstep_{label}_{os.getpid()}'
     local = InProcessAgent(exp)
     try:
-        with Bringup(cfg, ns, 'lockstep', log_dir / 'lockstep') as bringup:
+        with Bringup(cfg, ns, 'lockstep', log_dir / f'lockstep_{label}') as bringup:
             client = Client(exp, bringup)
             try:
                 cpu0 = {}
-                for i, (K, k) in enumerate(controllers):
+                for i, ctrl in enumerate(controllers):
                     if i == 1:
-                        cpu0 = {name: _cpu_s(proc.pid) for name, proc in bringup.procs.items()}   # the first pair warms up both paths
+                        cpu0 = {name: _cpu_s(proc.pid) for name, proc in bringup.procs.items()}
                     start = time.perf_counter()
-                    via_graph = client.agent.run_trial(cond, K, k)
+                    via_graph = client.agent.run(cond, ctrl)
                     t_graph = time.perf_counter() - start
                     start = time.perf_counter()
-                    direct = local.run_trial(cond, K, k)
+                    direct = local.run(cond, ctrl)
                     t_local = time.perf_counter() - start
                     if not (np.array_equal(via_graph.X, direct.X) and np.array_equal(via_graph.U, direct.U)):
                         differing.append(i)
@@ -206,8 +235,9 @@ def lockstep_vs_inprocess(cfg, exp: Experiment, trials: int, log_dir: Path) -> d
                 client.close()
     finally:
         local.close()
+    T = cfg.T
     out = {
-        'T': pol.T, 'trials': trials,
+        'T': T, 'trials': trials,
         'graph_trial_ms': 1e3 * statistics.median(graph_s),
         'inprocess_trial_ms': 1e3 * statistics.median(inproc_s),
         'graph_total_s': sum(graph_s), 'inprocess_total_s': sum(inproc_s),
@@ -215,12 +245,26 @@ def lockstep_vs_inprocess(cfg, exp: Experiment, trials: int, log_dir: Path) -> d
         'node_cpu_ms_per_trial': cpu,
     }
     out['ratio'] = out['graph_trial_ms'] / out['inprocess_trial_ms']
-    out['graph_step_overhead_ms'] = (out['graph_trial_ms'] - out['inprocess_trial_ms']) / pol.T
-    log(f"lockstep T={pol.T}: graph {out['graph_trial_ms']:.1f} ms, in-process {out['inprocess_trial_ms']:.1f} ms "
+    out['graph_step_overhead_ms'] = (out['graph_trial_ms'] - out['inprocess_trial_ms']) / T
+    log(f"lockstep {label} T={T}: graph {out['graph_trial_ms']:.1f} ms, in-process {out['inprocess_trial_ms']:.1f} ms "
         f"per trial (medians of {trials}), ratio {out['ratio']:.2f} (target <= {TARGET_GRAPH_RATIO}); "
         f"{out['graph_step_overhead_ms']:.3f} ms extra per step; samples identical: {not differing}; node CPU per "
         f"trial: " + ', '.join(f'{name} {ms:.0f} ms' for name, ms in cpu.items()))
     return out
+
+
+def lg_controllers(cfg, exp: Experiment, n: int) -> list[ControllerSpec]:
+    """The initial controller with fresh smoothed noise folded into k (as the trainer samples)."""
+    pol, rng = exp.init_policies()[0], np.random.default_rng(cfg.seed)
+    sigma = cfg.algorithm.init.smooth_noise_sigma
+    return [LinearGaussianSpec(pol.K, pol.fold_noise(smoothed_noise(rng, pol.T, pol.dU, sigma))) for _ in range(n)]
+
+
+def policy_controllers(cfg, exp: Experiment, n: int) -> list[ControllerSpec]:
+    """The MDGPS network with fresh smoothed noise per trial (as on-policy sampling sends it)."""
+    spec, rng = policy_spec(mdgps_network(exp, 0.2)), np.random.default_rng(cfg.seed)
+    sigma = cfg.algorithm.init.smooth_noise_sigma
+    return [NetworkSpec(spec, 0.3 * smoothed_noise(rng, cfg.T, exp.dU, sigma)) for _ in range(n)]
 
 
 def main() -> None:
@@ -248,10 +292,19 @@ def main() -> None:
         result['free_running_500hz'] = fast
         targets['latency_p99_500hz_le_2ms'] = fast['latency_ms']['p99'] <= TARGET_LATENCY_P99_MS
         targets['on_time_500hz_ge_99_5pct'] = fast['on_time_share'] >= TARGET_ON_TIME_SHARE
+        net = mdgps_network(exp, 0.01)
+        pol = free_running(cfg, exp, 500.0, args.steps_500, args.rt_trials, log_dir,
+                           NetworkSpec(policy_spec(net)), label=' policy')
+        result['policy_500hz'] = pol
+        targets['policy_latency_p99_500hz_le_2ms'] = pol['latency_ms']['p99'] <= TARGET_LATENCY_P99_MS
+        targets['policy_on_time_500hz_ge_99_5pct'] = pol['on_time_share'] >= TARGET_ON_TIME_SHARE
     if not args.skip_lockstep:
-        lock = lockstep_vs_inprocess(cfg, exp, args.trials, log_dir)
+        lock = lockstep_vs_inprocess(cfg, exp, lg_controllers(cfg, exp, args.trials + 1), log_dir, 'lg')
         result['lockstep'] = lock
         targets['lockstep_ratio_le_1_5'] = lock['ratio'] <= TARGET_GRAPH_RATIO
+        lock = lockstep_vs_inprocess(cfg, exp, policy_controllers(cfg, exp, args.trials + 1), log_dir, 'policy')
+        result['lockstep_policy'] = lock
+        targets['lockstep_policy_ratio_le_1_5'] = lock['ratio'] <= TARGET_GRAPH_RATIO
     result['targets'] = {'latency_p99_500hz_ms': TARGET_LATENCY_P99_MS, 'on_time_share_500hz': TARGET_ON_TIME_SHARE,
                          'lockstep_ratio': TARGET_GRAPH_RATIO}
     result['targets_met'] = targets

@@ -28,8 +28,11 @@ from std_msgs.msg import Float64MultiArray, String
 
 from gps_agent_ros.conversions import (joint_state_msg, result_timing, result_to_arrays,
                                        run_trial_goal, seconds_to_time)
-from gps_agent_ros.trial_runner import TrialStatus
 from gps_controllers.state_encoder import StateEncoder
+from gps_controllers.trial_runner import TrialStatus
+from gps_controllers.trial_spec import LinearGaussianSpec, NetworkSpec, TrialSpec
+from gps_core.policies.nn_policy import PolicyNetwork
+from gps_core.policies.spec import PolicySpec, policy_spec
 from gps_interfaces.action import RunTrial
 from gps_interfaces.srv import ResetArm
 
@@ -108,7 +111,8 @@ class FakeArm(Node):
                 self.qd[:] = 0.0
                 self.u = np.zeros(6)
                 self._since_reset = 0
-                self._publish()  # before the response: the controller must cope with the order
+                # before the response: the controller must cope with the order
+                response.stamp = seconds_to_time(self._publish())
             response.success = self.reset_ok
             response.message = "" if self.reset_ok else "gripper stuck"
         return response
@@ -118,7 +122,8 @@ class FakeArm(Node):
         self.q = self.q + DT * self.qd
         self._publish()
 
-    def _publish(self) -> None:
+    def _publish(self) -> float:
+        """joint_states now; returns its stamp (a reset, too, takes one DT of sim time)."""
         if self.sim_clock:
             self.t += DT
             self.clock_pub.publish(Clock(clock=seconds_to_time(self.t)))
@@ -129,6 +134,7 @@ class FakeArm(Node):
         order = [5, 0, 4, 1, 3, 2]
         self.state_pub.publish(joint_state_msg([JOINTS[i] for i in order], self.q[order],
                                                self.qd[order], stamp))
+        return stamp
 
     def take_commands(self) -> list[np.ndarray]:
         with self.lock:
@@ -285,7 +291,16 @@ def arm(arm_a):
 
 
 def goal(targets, K, k, **overrides) -> RunTrial.Goal:
-    g = run_trial_goal("test/0", JOINTS, Q0, targets, DT, K, k)
+    return with_fields(run_trial_goal(TrialSpec("test/0", tuple(JOINTS), Q0, targets, K.shape[0], DT,
+                                                LinearGaussianSpec(K, k))), **overrides)
+
+
+def policy_goal(targets, network, T, noise=None, **overrides) -> RunTrial.Goal:
+    return with_fields(run_trial_goal(TrialSpec("test/0", tuple(JOINTS), Q0, targets, T, DT,
+                                                NetworkSpec(policy_spec(network), noise))), **overrides)
+
+
+def with_fields(g: RunTrial.Goal, **overrides) -> RunTrial.Goal:
     for key, value in overrides.items():
         setattr(g, key, value)
     return g
@@ -329,7 +344,9 @@ def test_invalid_nan_gains_never_command(arm, targets):
 
 @pytest.mark.parametrize("overrides, words", [
     (dict(gains=[0.0] * (20 * DU * DX - 1)), ["gains must have", "3600", "got 3599"]),
-    (dict(dx=29), ["dx=29", "dx=30"]),
+    (dict(dx=29), ["gains must have T*du*dx = 20*6*29"]),
+    (dict(dx=29, gains=[0.0] * (20 * DU * 29)), ["dx=29", "robot's dx=30"]),
+    (dict(controller_type=7), ["controller_type 7 is not one of"]),
     (dict(joint_names=JOINTS[::-1]), ["in its order"]),
     (dict(joint_names=JOINTS[:5]), ["missing ['wrist_3_joint']"]),
     (dict(ee_targets=[0.0] * 6), ["ee_targets must have 9 entries, got 6"]),
@@ -443,6 +460,83 @@ def test_cancel_and_second_goal_rejected(arm, targets):
     arm.arm.lockstep = True
 
 
+# ------------------------------------------------------------ network policies
+@pytest.fixture(scope="module")
+def network(encoder, targets) -> PolicyNetwork:
+    """A small tanh MLP with fitted normalization, as the trainer sends it."""
+    import torch
+    net = PolicyNetwork(DX, DU, (16, 16), "tanh", torch.Generator().manual_seed(3))
+    rng = np.random.default_rng(0)
+    q = Q0 + 0.1 * rng.standard_normal((200, 6))
+    net.fit_normalization(np.stack([encoder.encode(qi, 0.1 * rng.standard_normal(6), targets) for qi in q]))
+    with torch.no_grad():
+        net.net[-1].weight.mul_(100.0)  # torques of tens of N m: a trajectory that moves
+    return net
+
+
+@pytest.mark.parametrize("noisy", [False, True])
+def test_policy_trial_runs_the_network(arm, encoder, targets, network, noisy):
+    """u_t = clip(mu_theta(x_t) + noise_t): checked against the network itself, and the states
+    against the fake arm's integrator."""
+    T = 30
+    noise = np.random.default_rng(1).normal(scale=5.0, size=(T, DU)) if noisy else None
+    result = arm.run(policy_goal(targets, network, T, noise))
+    assert result.status == RunTrial.Result.STATUS_COMPLETED, result.reason
+    X, U = result_to_arrays(result)
+    expected_u = network.mean_np(X) + (0.0 if noise is None else noise)
+    np.testing.assert_allclose(U, np.clip(expected_u, -EFFORT, EFFORT), rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(X, expected_states(encoder, targets, U, arm.arm.gain), atol=1e-9)
+    assert np.abs(U).max() > 1.0
+    assert_zero_at_end(arm.arm, arm.arm.take_commands())
+
+
+def _nan_weight(net: PolicyNetwork) -> dict:
+    spec = policy_spec(net)
+    weight = spec.parameters["net.0.weight"].copy()
+    weight[2, 5] = np.nan
+    _, values = PolicySpec(spec.architecture, {**spec.parameters, "net.0.weight": weight}).flat()
+    return dict(policy_parameters=values.tolist())
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda net, g: _nan_weight(net), ["'net.0.weight'", "1 non-finite"]),
+    (lambda net, g: dict(policy_parameters=list(g.policy_parameters)[:-1]), ["needs", "values"]),
+    (lambda net, g: dict(policy_parameter_names=list(g.policy_parameter_names)[1:]), ["missing ['obs_mean']"]),
+    (lambda net, g: dict(policy_architecture='{"kind": "transformer", "dO": 30, "dU": 6}'),
+     ["unknown policy architecture kind 'transformer'", "mlp"]),
+    (lambda net, g: dict(policy_architecture="not json"), ["not valid JSON"]),
+    (lambda net, g: dict(policy_noise=[0.0] * 7), ["policy_noise must be empty or have T*du"]),
+    (lambda net, g: dict(policy_noise=[np.inf] * (20 * DU)), ["noise", "non-finite"]),
+])
+def test_invalid_policy_is_rejected_with_a_reason(arm, targets, network, make, words):
+    g = policy_goal(targets, network, 20, np.zeros((20, DU)))
+    g = with_fields(g, **make(network, g))
+    resets = arm.arm.resets
+    result = arm.run(g)
+    assert result.status == RunTrial.Result.STATUS_INVALID_CONTROLLER, result.reason
+    for word in words:
+        assert word in result.reason, result.reason
+    assert result.steps == 0 and arm.arm.resets == resets  # refused before the reset
+    time.sleep(0.1)
+    commands = arm.arm.take_commands()
+    assert commands and all(not c.any() for c in commands), f"non-zero command sent: {commands}"
+
+
+@pytest.mark.parametrize("dO, dU, words", [
+    (DX - 1, DU, ["observation size dO=29", "30"]),
+    (DX, DU - 1, ["action size dU=5", "du=6"]),
+])
+def test_policy_for_another_robot_is_rejected(arm, targets, dO, dU, words):
+    import torch
+    net = PolicyNetwork(dO, dU, (8,), "tanh", torch.Generator().manual_seed(0))
+    result = arm.run(policy_goal(targets, net, 10))
+    assert result.status == RunTrial.Result.STATUS_INVALID_CONTROLLER
+    for word in words:
+        assert word in result.reason, result.reason
+    time.sleep(0.05)
+    assert all(not c.any() for c in arm.arm.take_commands())
+
+
 def test_status_codes_match_the_action():
     for status in TrialStatus:
         assert getattr(RunTrial.Result, f"STATUS_{status.name}") == status.value
@@ -465,9 +559,17 @@ def test_robot_description_and_sigterm_zeroes(ros, tmp_path, targets):
         assert ok.steps == T and ok.dx == DX
         handle = h.send(goal(targets, np.zeros((1000, DU, DX)), np.full((1000, DU), 3.0)))
         assert handle.accepted
+        result_future = handle.get_result_async()
         wait_for(lambda: len(h.feedback) >= 1, WAIT, "the long trial to run")
         h.arm.take_commands()
         proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        wait_for(result_future.done, 5.0, "the result after SIGTERM")
+        answered = time.monotonic() - signalled
+        result = result_future.result().result
+        assert result.status == RunTrial.Result.STATUS_CANCELLED, result.reason
+        assert "SIGTERM" in result.reason and 10 <= result.steps < 1000
+        assert answered < 1.0, f"the CANCELLED result took {answered:.2f} s"
         assert proc.wait(timeout=5) == 0
         time.sleep(0.2)
         commands = h.arm.take_commands()

@@ -98,9 +98,16 @@ class Probe:
         return self.states[n][1]
 
     def reset_home(self) -> JointState:
+        """Reset to HOME; the response names the stamp of the state it published, which is
+        later than every state before it."""
         n, nc = len(self.states), len(self.clocks)
-        assert self.reset(list(JOINTS), HOME).success
-        return self._wait_state(n, nc, 'a reset')
+        response = self.reset(list(JOINTS), HOME)
+        assert response.success
+        state = self._wait_state(n, nc, 'a reset')
+        assert stamp_ns(state) == response.stamp.sec * 1_000_000_000 + response.stamp.nanosec
+        if n:
+            assert stamp_ns(state) > stamp_ns(self.states[n - 1][1]), 'a reset state stamped no later than before'
+        return state
 
     def step(self, values: list[float], kind: CommandKind = CommandKind.EFFORT) -> JointState:
         """Lockstep: one command -> the joint_states it produces."""
@@ -205,7 +212,7 @@ def test_sim_arm_rejects_bad_commands_and_resets_without_side_effects():
         q, qd = sim.joint_state()
         assert q[5] == 0.5 and np.all(q[:5] == q_before[:5]) and np.all(qd == 0.0)
         assert np.all(sim.effort == 0.0) and np.all(sim.command[1] == 0.0)
-        assert sim.sim_time_ns == 50_000_000
+        assert sim.sim_time_ns == 3 * 50_000_000   # one step and two resets (the refused one: none)
     finally:
         sim.close()
 
@@ -297,22 +304,25 @@ def test_realtime_watchdog_zeroes_a_stale_command(realtime: Probe):
     realtime.spin_for(0.1)
     realtime.publish([math.nan] * 6)   # dropped: must not refresh the watchdog either
     realtime.publish([1.0])
-    realtime.spin_for(TIMEOUT_S + 0.3)
+    zeroed = lambda: any(t >= t_pub and list(m.effort) == [0.0] * 6 for t, m in realtime.states)  # noqa: E731
+    assert realtime.spin_until(zeroed, 5.0), 'effort not zeroed after the command went stale'
+    realtime.spin_for(0.1)
     seen = [(t, list(m.effort)) for t, m in realtime.states if t >= t_pub]
     on = [i for i, (_, e) in enumerate(seen) if e == cmd]
     assert on, 'the command never showed up as effort'
-    off = next((i for i in range(on[0], len(seen)) if seen[i][1] == [0.0] * 6), None)
-    assert off is not None, 'effort not zeroed after the command went stale'
+    off = next(i for i in range(on[0], len(seen)) if seen[i][1] == [0.0] * 6)
     assert all(e == cmd for _, e in seen[on[0]:off]), 'effort changed before the watchdog tripped'
     assert all(e == [0.0] * 6 for _, e in seen[off:])
-    assert TIMEOUT_S - 1e-3 <= seen[off][0] - t_pub <= TIMEOUT_S + 0.15
+    # causality only (a loaded machine delays the trip, never advances it); the trip time
+    # itself is tested with injected time in test_watchdog_trips_once_after_timeout...
+    assert seen[off][0] - t_pub >= TIMEOUT_S - 1e-3
 
 
 def test_realtime_publishes_at_the_configured_rate(realtime: Probe):
     realtime.spin_for(0.3)
-    n, t0 = len(realtime.states), time.monotonic()
+    n = len(realtime.states)
     realtime.spin_for(1.0)
-    rate = (len(realtime.states) - n) / (time.monotonic() - t0)
-    assert rate > 0.8 * RT_RATE_HZ, f'{rate:.1f} Hz achieved, target {RT_RATE_HZ}'
-    stamps = [stamp_ns(m) for _, m in realtime.states[n:]]
-    assert np.all(np.diff(stamps) > 0)
+    stamps = np.array([stamp_ns(m) for _, m in realtime.states[n:]], dtype=float) * 1e-9
+    assert stamps.size > 10 and np.all(np.diff(stamps) > 0)
+    # the median tick interval is the configured period (a loaded machine adds a few long gaps)
+    assert np.median(np.diff(stamps)) == pytest.approx(1.0 / RT_RATE_HZ, rel=0.2)

@@ -1,6 +1,5 @@
 """End to end on the simulated UR5e: MDGPS trains a network that reaches targets it never trained
-on, the exported TorchScript policy reproduces the recorded numbers, and --algorithm switches to
-BADMM."""
+on, the saved policy reproduces the recorded numbers, and --algorithm switches to BADMM."""
 from __future__ import annotations
 
 import json
@@ -14,8 +13,10 @@ import yaml
 from gps_agent_ros.experiment import Experiment
 from gps_agent_ros.inprocess_agent import InProcessAgent
 from gps_agent_ros.train_cli import main as gps_train
+from gps_controllers.trial_spec import NetworkSpec
 from gps_core.config import load_experiment
 from gps_core.policies.export import load_policy, load_scripted_policy
+from gps_core.policies.spec import policy_spec
 
 REPO = Path(__file__).resolve().parents[2]
 MDGPS = REPO / 'config' / 'ur5e_reach_mdgps.yaml'
@@ -45,24 +46,25 @@ def test_network_alone_reaches_unseen_targets(trained):
     assert metrics['policy_solved_at_iteration'] is not None
 
 
-def test_exported_policy_reproduces_the_recorded_distance(trained):
-    """The TorchScript file alone, run by the agent, gives the metric's numbers bit for bit."""
+def test_saved_policy_reproduces_the_recorded_distance(trained):
+    """The checkpoint's plain-data policy (architecture + state_dict), sent to the agent as a
+    spec, gives the metric's numbers bit for bit; the TorchScript export computes the same means."""
     ckpt = trained / 'checkpoints'
-    scripted = load_scripted_policy(ckpt / f'policy_iteration_{ITERATIONS:03d}.pt')
     net = load_policy(ckpt, f'policy_iteration_{ITERATIONS:03d}')
-    assert torch.equal(scripted.covar, net.covar)
     exp = Experiment(load_experiment(MDGPS))
     agent = InProcessAgent(exp)
     recorded = json.loads((trained / 'metrics.json').read_text())['iterations'][-1]['policy_test_final_ee_distance']
     try:
         for i in (0, 5):
-            def act(t, x):
-                with torch.no_grad():
-                    return scripted(torch.from_numpy(x)[None])[0].numpy()
-            trial = agent.run_policy_trial(exp.test_conditions[i], act)
+            trial = agent.run(exp.test_conditions[i], NetworkSpec(policy_spec(net)))
             assert float(exp.final_distance(trial.X[None])[0]) == recorded[i]
     finally:
         agent.close()
+    scripted = load_scripted_policy(ckpt / f'policy_iteration_{ITERATIONS:03d}.pt')
+    assert torch.equal(scripted.covar, net.covar)
+    with torch.no_grad():
+        np.testing.assert_allclose(scripted(torch.from_numpy(trial.X)).numpy(), net.mean_np(trial.X),
+                                   rtol=1e-12, atol=1e-12)
 
 
 def test_algorithm_override_runs_badmm(tmp_path):

@@ -1,16 +1,23 @@
-"""What the trainer needs from an agent: run one trial of a linear-Gaussian controller, or of a
-policy function (the neural network alone)."""
+"""What the trainer needs from an agent: run one trial of a controller described as data.
+
+A controller is a gps_controllers.trial_spec.ControllerSpec: a linear-Gaussian controller (K, k
+with the noise folded in) or a neural-network policy (its spec plus the trial's noise). Never a
+Python callable: the same description runs in this process (InProcessAgent) or on an arm behind
+controller_node (RosAgent), through the same trial runner and safety filter.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from gps_agent_ros.experiment import Condition
+from gps_agent_ros.experiment import Condition, Experiment
+from gps_controllers.trial_spec import ControllerSpec, TrialSpec
 
-# (t, x_t [dX]) -> u_t [dU]. The network's observation is the state x (see gps_core.algorithms.policy_base).
-PolicyFn = Callable[[int, np.ndarray], np.ndarray]
+
+class TrialFailed(RuntimeError):
+    """A trial could not be run or did not complete; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -22,15 +29,15 @@ class Trial:
 
 
 class Agent(Protocol):
-    def run_trial(self, condition: Condition, K: np.ndarray, k: np.ndarray) -> Trial:
-        """Run u_t = K_t x_t + k_t (noise already folded into k) from the condition's initial pose.
-
-        K [T, dU, dX], k [T, dU].
-        """
-        ...
-
-    def run_policy_trial(self, condition: Condition, policy_fn: PolicyFn) -> Trial:
-        """Run u_t = policy_fn(t, x_t) for the experiment's T steps from the condition's initial pose."""
+    def run(self, condition: Condition, controller: ControllerSpec) -> Trial:
+        """Run the controller for the experiment's T steps from the condition's initial pose."""
         ...
 
     def close(self) -> None: ...
+
+
+def trial_spec(exp: Experiment, condition: Condition, controller: ControllerSpec) -> TrialSpec:
+    """The trial an agent runs: the condition's start pose and targets, the experiment's T, dt."""
+    cfg = exp.config
+    return TrialSpec(condition=condition.name, joint_names=tuple(cfg.robot.joints), q0=condition.q0,
+                     targets=condition.targets, horizon=cfg.T, dt=cfg.dt, controller=controller)

@@ -2,7 +2,9 @@
 
 sim_node (PyBullet, lockstep by default) and controller_node run as child processes sharing
 this process's ROS_DOMAIN_ID, with DDS discovery kept on this host. Every child is stopped
-(SIGINT, then SIGTERM, then SIGKILL) when the bringup exits, whether by Ctrl-C or by failure.
+(SIGINT, then SIGTERM, then SIGKILL) when the bringup exits, whether by Ctrl-C or by failure,
+and gets SIGTERM from the kernel when this process dies without a word (SIGKILL, a crash:
+PR_SET_PDEATHSIG), so no node outlives the run that started it.
 On a ROS 2 install, `ros2 launch gps_agent_ros sim.launch.py` starts the same nodes.
 
     gps-bringup config/ur5e_reach.yaml [--namespace arm0] [--mode lockstep|realtime] [--domain-id N]
@@ -13,6 +15,7 @@ experiment, e.g. Bringup(cfg, mode='realtime', parameters={'sim_node': {'publish
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import shutil
 import signal
@@ -31,6 +34,21 @@ from gps_core.config import ConfigError, ExperimentConfig, load_experiment
 
 class BringupError(RuntimeError):
     pass
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int):
+    """preexec_fn of a node: SIGTERM when the parent dies (Linux); if it already has, exit."""
+    def setup() -> None:
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):  # not Linux: the parent's stop() is all there is
+            return
+        if os.getppid() != parent_pid:   # the parent died before prctl took effect
+            os._exit(1)
+    return setup
 
 
 def ros_environment(domain_id: int | None = None) -> dict[str, str]:
@@ -85,7 +103,8 @@ class Bringup:
             cmd = [node_executable(name), '--ros-args', '--params-file', str(pfile),
                    '-r', f'__ns:=/{self.namespace}']
             log = open(self.log_dir / f'{name}.log', 'wb')
-            self.procs[name] = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.procs[name] = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                                preexec_fn=_die_with_parent(os.getpid()))
             log.close()
         return self
 

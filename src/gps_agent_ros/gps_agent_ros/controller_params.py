@@ -1,12 +1,18 @@
-"""controller_node's parameters: declared with descriptors, validated before the node starts."""
+"""controller_node's parameters (declared with descriptors, validated before the node starts) and
+the robot model they describe."""
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 
-from gps_controllers.safety import COMMAND_INTERFACES
+import numpy as np
+
+from gps_controllers.safety import COMMAND_INTERFACES, DEFAULT_VELOCITY_MARGIN, SafetyFilter
+from gps_controllers.state_encoder import StateEncoder
 
 UR_JOINTS = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint",
              "wrist_1_joint", "wrist_2_joint", "wrist_3_joint"]
@@ -43,7 +49,7 @@ def declare_controller_parameters(node: Node) -> dict:
             D, "reset service timeout [s]")),
         node.declare_parameter("stale_timeout_s", 0.5, d(
             D, "abort a trial when joint_states stop for this long [s] (steady clock)")),
-        node.declare_parameter("velocity_margin", 1.0, d(
+        node.declare_parameter("velocity_margin", DEFAULT_VELOCITY_MARGIN, d(
             D, "abort a trial when a joint speed exceeds this times its URDF limit")),
     ]
     p = {param.name: param.value for param in params}
@@ -60,3 +66,30 @@ def declare_controller_parameters(node: Node) -> dict:
         if not (math.isfinite(p[name]) and p[name] > 0.0):
             raise ValueError(f"parameter {name!r} must be > 0, got {p[name]}")
     return p
+
+
+def resolve_path(path: str) -> str:
+    """A file path, or package://<package>/<relative path> through the ament index."""
+    prefix = "package://"
+    if not path.startswith(prefix):
+        return path
+    from ament_index_python.packages import get_package_share_directory
+    package, _, relative = path[len(prefix):].partition("/")
+    return os.path.join(get_package_share_directory(package), relative)
+
+
+def robot_model(p: dict, urdf_path: str | None = None, urdf_text: str | None = None
+                ) -> tuple[StateEncoder, SafetyFilter]:
+    """The state encoder and safety filter of a URDF (a file, or its text as robot_description
+    carries it) for controller_node's parameters p; raises ValueError on a bad URDF or joints."""
+    if urdf_text is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "robot_description.urdf")
+            with open(path, "w") as f:
+                f.write(urdf_text)
+            return robot_model(p, path)
+    encoder = StateEncoder(urdf_path, p["joints"], p["ee_link"], np.reshape(p["ee_points"], (-1, 3)),
+                           p["base_link"] or None)
+    safety = SafetyFilter.from_urdf(urdf_path, p["joints"], velocity_margin=p["velocity_margin"],
+                                    command_interface=p["command_interface"])
+    return encoder, safety

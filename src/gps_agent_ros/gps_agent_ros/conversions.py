@@ -1,9 +1,9 @@
 """Message <-> array conversion: the one place where ROS messages meet numpy.
 
 Robot side (controller node): JointState -> (q, qd) by joint name; an array -> the
-Float64MultiArray a ForwardCommandController takes; RunTrial goal -> validated trial inputs
-(TrialGoal with a LinearGaussianController); recorded arrays -> RunTrial.Result.
-Trainer side: arrays -> RunTrial goal; RunTrial.Result -> X [steps, dX], U [steps, dU].
+Float64MultiArray a ForwardCommandController takes; RunTrial goal -> TrialSpec (the trial as
+data, validated by gps_controllers.trial_spec.plan_trial); a trial's recording -> RunTrial.Result.
+Trainer side: TrialSpec -> RunTrial goal; RunTrial.Result -> X [steps, dX], U [steps, dU].
 
 Generated float64[] fields are array.array('d'): they are read with np.frombuffer (no copy) and
 written as array.array built from the array's bytes (assigning numpy arrays element-checks every
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import array
 import math
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -21,7 +20,11 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from gps_controllers.linear_gaussian_controller import InvalidController, LinearGaussianController
+from gps_controllers.linear_gaussian_controller import InvalidController
+from gps_controllers.trial_runner import TrialRunner
+from gps_controllers.trial_spec import (ControllerSpec, LinearGaussianSpec, NetworkSpec,
+                                        TrialSpec)
+from gps_core.policies.spec import InvalidPolicy, PolicySpec
 from gps_interfaces.action import RunTrial
 
 _NS = 1_000_000_000
@@ -135,96 +138,90 @@ def from_float64_multi_array(msg: Float64MultiArray) -> np.ndarray:
 
 
 # -------------------------------------------------------------- RunTrial goal
-@dataclass(frozen=True)
-class TrialGoal:
-    """A validated RunTrial goal: what the controller node runs.
+def trial_spec_from_goal(goal: RunTrial.Goal) -> TrialSpec:
+    """Robot side: the trial a RunTrial goal describes, decoded but not yet validated against the
+    robot (gps_controllers.trial_spec.plan_trial does that).
 
-    q0 [nj] initial joint positions (robot joint order), targets [P, 3] end-effector point
-    targets (base frame), controller K [T, dU, dX], k [T, dU].
+    Raises InvalidController when the goal cannot be decoded: an unknown controller_type, flat
+    arrays whose sizes do not match the sizes the goal declares, an unparsable policy.
     """
-
-    condition: str
-    horizon: int
-    dt: float
-    q0: np.ndarray
-    targets: np.ndarray
-    controller: LinearGaussianController
-
-
-def trial_goal_from_msg(goal: RunTrial.Goal, joint_names: Sequence[str], dx: int, n_points: int,
-                        position_limits: np.ndarray | None = None) -> TrialGoal:
-    """Validate a RunTrial goal against the robot and build its controller.
-
-    joint_names: the robot's joints, in the order of the state and command arrays; the goal
-    must list exactly these, in this order. dx: the robot's state size; du is len(joint_names).
-    position_limits: [nj, 2] (lower, upper), to check the initial positions against.
-    Raises InvalidController saying what was expected and what arrived.
-    """
-    robot = tuple(joint_names)
-    got = tuple(goal.joint_names)
-    if got != robot:
-        missing = [n for n in robot if n not in got]
-        unknown = [n for n in got if n not in robot]
-        if missing or unknown or len(got) != len(robot):
-            raise InvalidController(f"goal joint_names {list(got)} must be the robot's joints "
-                                    f"{list(robot)} (missing {missing}, unknown {unknown})")
-        raise InvalidController(f"goal joint_names {list(got)} must list the robot's joints in "
-                                f"its order {list(robot)}")
-    if goal.controller_type != RunTrial.Goal.CONTROLLER_LINEAR_GAUSSIAN:
-        raise InvalidController(f"controller_type {goal.controller_type} is not supported; this "
-                                f"node runs CONTROLLER_LINEAR_GAUSSIAN "
-                                f"({RunTrial.Goal.CONTROLLER_LINEAR_GAUSSIAN})")
-    if not (math.isfinite(goal.dt) and goal.dt > 0.0):
-        raise InvalidController(f"dt must be a finite number > 0, got {goal.dt}")
-    q0 = _vector(goal.initial_joint_positions, len(robot), "initial_joint_positions")
-    if position_limits is not None:
-        lower, upper = position_limits[:, 0], position_limits[:, 1]
-        outside = [robot[j] for j in np.flatnonzero((q0 < lower) | (q0 > upper))]
-        if outside:
-            raise InvalidController(f"initial_joint_positions outside the URDF limits for "
-                                    f"joints {outside}: {q0.tolist()}")
-    targets = _vector(goal.ee_targets, 3 * n_points, "ee_targets").reshape(n_points, 3)
-    controller = LinearGaussianController.from_flat(
-        _doubles(goal.gains), _doubles(goal.offsets), T=goal.horizon, du=goal.du, dx=goal.dx,
-        expected_dx=dx, expected_du=len(robot))
-    return TrialGoal(condition=goal.condition, horizon=int(goal.horizon), dt=float(goal.dt),
-                     q0=q0, targets=targets, controller=controller)
+    T, du, dx = int(goal.horizon), int(goal.du), int(goal.dx)
+    if T < 1:
+        raise InvalidController(f"horizon T must be >= 1, got {T}")
+    if goal.controller_type == RunTrial.Goal.CONTROLLER_LINEAR_GAUSSIAN:
+        gains, offsets = _doubles(goal.gains), _doubles(goal.offsets)
+        if gains.size != T * du * dx:
+            raise InvalidController(f"gains must have T*du*dx = {T}*{du}*{dx} = {T * du * dx} entries "
+                                    f"(K [T, du, dx] row-major), got {gains.size}")
+        if offsets.size != T * du:
+            raise InvalidController(f"offsets must have T*du = {T}*{du} = {T * du} entries "
+                                    f"(k [T, du] row-major), got {offsets.size}")
+        controller: ControllerSpec = LinearGaussianSpec(gains.reshape(T, du, dx), offsets.reshape(T, du))
+    elif goal.controller_type == RunTrial.Goal.CONTROLLER_POLICY:
+        try:
+            policy = PolicySpec.from_flat(goal.policy_architecture, list(goal.policy_parameter_names),
+                                          _doubles(goal.policy_parameters))
+        except InvalidPolicy as exc:
+            raise InvalidController(str(exc)) from exc
+        noise = _doubles(goal.policy_noise)
+        if noise.size not in (0, T * du):
+            raise InvalidController(f"policy_noise must be empty or have T*du = {T}*{du} = {T * du} "
+                                    f"entries ([T, du] row-major), got {noise.size}")
+        controller = NetworkSpec(policy, noise.reshape(T, du) if noise.size else None)
+    else:
+        raise InvalidController(f"controller_type {goal.controller_type} is not one of "
+                                f"CONTROLLER_LINEAR_GAUSSIAN ({RunTrial.Goal.CONTROLLER_LINEAR_GAUSSIAN}) or "
+                                f"CONTROLLER_POLICY ({RunTrial.Goal.CONTROLLER_POLICY})")
+    return TrialSpec(condition=goal.condition, joint_names=tuple(goal.joint_names),
+                     q0=_doubles(goal.initial_joint_positions), targets=_doubles(goal.ee_targets),
+                     horizon=T, dt=float(goal.dt), controller=controller,
+                     record_images=bool(goal.record_images))
 
 
-def run_trial_goal(condition: str, joint_names: Sequence[str], q0: np.ndarray,
-                   targets: np.ndarray, dt: float, K: np.ndarray, k: np.ndarray
-                   ) -> RunTrial.Goal:
-    """Trainer side: a RunTrial goal for u_t = K_t x_t + k_t, K [T, dU, dX], k [T, dU],
-    starting from q0 [nj] with end-effector point targets [P, 3]."""
-    K = np.asarray(K, dtype=np.float64)
-    k = np.asarray(k, dtype=np.float64)
-    if K.ndim != 3 or k.shape != K.shape[:2]:
-        raise ValueError(f"K must be [T, dU, dX] and k [T, dU], got {K.shape} and {k.shape}")
-    T, du, dx = K.shape
-    return RunTrial.Goal(
-        condition=condition, joint_names=list(joint_names),
-        initial_joint_positions=_as_double_array(q0), horizon=T, dt=float(dt),
-        ee_targets=_as_double_array(targets),
-        controller_type=RunTrial.Goal.CONTROLLER_LINEAR_GAUSSIAN, dx=dx, du=du,
-        gains=_as_double_array(K), offsets=_as_double_array(k))
+def run_trial_goal(spec: TrialSpec) -> RunTrial.Goal:
+    """Trainer side: the RunTrial goal of a trial (the inverse of trial_spec_from_goal)."""
+    goal = RunTrial.Goal(condition=spec.condition, joint_names=list(spec.joint_names),
+                         initial_joint_positions=_as_double_array(spec.q0), horizon=int(spec.horizon),
+                         dt=float(spec.dt), ee_targets=_as_double_array(spec.targets),
+                         record_images=bool(spec.record_images))
+    ctrl = spec.controller
+    if isinstance(ctrl, LinearGaussianSpec):
+        K, k = np.asarray(ctrl.K, dtype=np.float64), np.asarray(ctrl.k, dtype=np.float64)
+        if K.ndim != 3 or k.shape != K.shape[:2]:
+            raise ValueError(f"K must be [T, dU, dX] and k [T, dU], got {K.shape} and {k.shape}")
+        goal.controller_type = RunTrial.Goal.CONTROLLER_LINEAR_GAUSSIAN
+        goal.du, goal.dx = K.shape[1], K.shape[2]
+        goal.gains, goal.offsets = _as_double_array(K), _as_double_array(k)
+    elif isinstance(ctrl, NetworkSpec):
+        names, values = ctrl.policy.flat()
+        goal.controller_type = RunTrial.Goal.CONTROLLER_POLICY
+        goal.du, goal.dx = ctrl.policy.dU, ctrl.policy.dO
+        goal.policy_architecture = ctrl.policy.architecture_json()
+        goal.policy_parameter_names = names
+        goal.policy_parameters = _as_double_array(values)
+        if ctrl.noise is not None:
+            goal.policy_noise = _as_double_array(ctrl.noise)
+    else:
+        raise TypeError(f"unknown controller description {type(ctrl).__name__}")
+    return goal
 
 
 # ------------------------------------------------------------ RunTrial result
-def run_trial_result(status: int, reason: str, condition: str, steps: int,
-                     X: np.ndarray, U: np.ndarray, stamps: np.ndarray, latencies: np.ndarray,
-                     compute_times: np.ndarray) -> RunTrial.Result:
-    """Result of a trial from its recording: the first `steps` rows of X [>=steps, dX],
-    U [>=steps, dU], stamps / latencies / compute_times [>=steps] (float seconds)."""
-    steps = int(steps)
-    if X.ndim != 2 or U.ndim != 2 or X.shape[0] < steps or U.shape[0] < steps:
-        raise ValueError(f"X and U must be [>= {steps}, d], got {X.shape} and {U.shape}")
-    result = RunTrial.Result(status=int(status), reason=reason, condition=condition, steps=steps,
-                             dx=X.shape[1], du=U.shape[1], dobs=0)
+def run_trial_result(status: int, reason: str, condition: str, recording: TrialRunner | None = None
+                     ) -> RunTrial.Result:
+    """Result of a trial: the first `recording.steps` rows of its X [T, dX], U [T, dU], stamps,
+    latencies and compute times (float seconds), or only the status when it never started."""
+    result = RunTrial.Result(status=int(status), reason=reason, condition=condition)
+    if recording is None:
+        return result
+    steps = int(recording.steps)
+    X, U = recording.X, recording.U
+    result.steps, result.dx, result.du, result.dobs = steps, X.shape[1], U.shape[1], 0
     result.states = _as_double_array(X[:steps])
     result.actions = _as_double_array(U[:steps])
-    result.stamps = [seconds_to_time(float(s)) for s in stamps[:steps]]
-    result.latencies = _as_double_array(latencies[:steps])
-    result.compute_times = _as_double_array(compute_times[:steps])
+    result.stamps = [seconds_to_time(float(s)) for s in recording.stamps[:steps]]
+    result.latencies = _as_double_array(recording.latencies[:steps])
+    result.compute_times = _as_double_array(recording.compute_times[:steps])
     return result
 
 
@@ -257,12 +254,3 @@ def _doubles(values: array.array | Sequence[float] | np.ndarray) -> np.ndarray:
     if isinstance(values, array.array) and values.typecode == "d":
         return np.frombuffer(values, dtype=np.float64) if len(values) else np.empty(0)
     return np.asarray(values, dtype=np.float64).ravel()
-
-
-def _vector(values: Sequence[float], n: int, what: str) -> np.ndarray:
-    arr = np.array(_doubles(values), dtype=np.float64, copy=True)
-    if arr.size != n:
-        raise InvalidController(f"{what} must have {n} entries, got {arr.size}")
-    if not np.isfinite(arr).all():
-        raise InvalidController(f"{what} has non-finite values: {arr.tolist()}")
-    return arr

@@ -1,44 +1,53 @@
-"""The in-process agent: PyBullet arm + state encoder in this process, no DDS.
+"""The in-process agent: the simulated arm and the trial runner in this process, no DDS.
 
-For fast research, tests and benchmarks; the ROS 2 graph runs the same controllers through the
-controller node.
+For fast research, tests and benchmarks. It runs exactly what the node graph runs: sim_node's
+SimArm, the trial validation of controller_node (gps_controllers.trial_spec.plan_trial), its
+TrialRunner and its safety filter (URDF limits, velocity abort), so an unstable simulation aborts
+here as it does through the graph, and seeded trials are bit-identical either way.
 """
 from __future__ import annotations
 
-import numpy as np
-
-from gps_agent_ros.agent import PolicyFn, Trial
+from gps_agent_ros.agent import Trial, TrialFailed, trial_spec
 from gps_agent_ros.experiment import Condition, Experiment
-from gps_agent_ros.pybullet_arm import PyBulletArm
+from gps_agent_ros.sim_arm import CommandKind, SimArm, SimArmConfig
+from gps_controllers.linear_gaussian_controller import InvalidController
+from gps_controllers.safety import DEFAULT_VELOCITY_MARGIN, SafetyFilter
+from gps_controllers.trial_runner import TrialRunner, TrialStatus
+from gps_controllers.trial_spec import ControllerSpec, plan_trial
 
 
 class InProcessAgent:
     def __init__(self, experiment: Experiment):
         cfg = experiment.config
         self.experiment = experiment
-        self.arm = PyBulletArm(experiment.urdf_path, list(cfg.robot.joints), dt=cfg.dt,
-                               substeps=cfg.sim.substeps, gravity_compensation=cfg.sim.gravity_compensation,
-                               armature=cfg.sim.armature, damping=cfg.sim.damping)
-        self.effort_limits = np.asarray(experiment.encoder.effort_limits, dtype=float)
+        self.joints = tuple(cfg.robot.joints)
+        self.sim = SimArm(SimArmConfig(
+            urdf_path=experiment.urdf_path, joint_names=self.joints, period=cfg.dt, substeps=cfg.sim.substeps,
+            gravity_compensation=cfg.sim.gravity_compensation, armature=cfg.sim.armature, damping=cfg.sim.damping))
+        # what controller_node uses with its default parameters (node_params.controller_parameters)
+        self.safety = SafetyFilter.from_urdf(experiment.urdf_path, self.joints,
+                                             velocity_margin=DEFAULT_VELOCITY_MARGIN, command_interface='effort')
 
-    def run_trial(self, cond: Condition, K: np.ndarray, k: np.ndarray) -> Trial:
-        T, dU, _ = K.shape
-        return self._rollout(cond, T, dU, lambda t, x: K[t] @ x + k[t])
-
-    def run_policy_trial(self, cond: Condition, policy_fn: PolicyFn) -> Trial:
-        return self._rollout(cond, self.experiment.config.T, self.experiment.dU, policy_fn)
-
-    def _rollout(self, cond: Condition, T: int, dU: int, act: PolicyFn) -> Trial:
+    def run(self, condition: Condition, controller: ControllerSpec) -> Trial:
         exp = self.experiment
-        X, U = np.empty((T, exp.dX)), np.empty((T, dU))
-        self.arm.reset(cond.q0)
-        for t in range(T):
-            q, qd = self.arm.joint_state()
-            X[t] = exp.encoder.encode(q, qd, cond.targets)
-            # record what the arm actually receives: the dynamics fit must see the clipped torque
-            U[t] = np.clip(act(t, X[t]), -self.effort_limits, self.effort_limits)
-            self.arm.step(U[t])
-        return Trial(X, U)
+        try:
+            plan = plan_trial(trial_spec(exp, condition, controller), exp.encoder)
+        except InvalidController as exc:
+            raise TrialFailed(f'{condition.name}: controller rejected: {exc}') from exc
+        self.sim.reset(self.joints, plan.q0)
+        runner = TrialRunner(exp.encoder, plan.controller, self.safety, plan.targets, plan.horizon, plan.dt)
+        step = 0
+        while True:
+            q, qd = self.sim.joint_state()
+            u = runner.on_state(q, qd, step * plan.dt, step * plan.dt)   # stamps in sim time
+            if runner.done:
+                break
+            self.sim.set_command(CommandKind.EFFORT, u)
+            self.sim.step()
+            step += 1
+        if runner.status != TrialStatus.COMPLETED:
+            raise TrialFailed(f'{condition.name}: trial ended {runner.status.name}: {runner.reason}')
+        return Trial(runner.X.copy(), runner.U.copy())
 
     def close(self) -> None:
-        self.arm.close()
+        self.sim.close()

@@ -1,28 +1,26 @@
 """The ROS 2 agent: trials run by a controller_node through the RunTrial action.
 
-Same interface as the in-process agent (`Agent`), so the trainer cannot tell them apart. One
-RosAgent per arm namespace; the sample comes back in the action result.
+Same interface as the in-process agent (`Agent`), so the trainer cannot tell them apart: the
+controller description (linear-Gaussian gains or a network policy) travels in the goal, the
+sample comes back in the result. One RosAgent per arm namespace.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 from rclpy.action import ActionClient
 from rclpy.executors import Executor
 from rclpy.node import Node
 from rclpy.task import Future
 
-from gps_agent_ros.agent import PolicyFn, Trial
+from gps_agent_ros.agent import Trial, TrialFailed, trial_spec
 from gps_agent_ros.conversions import result_to_arrays, run_trial_goal
 from gps_agent_ros.experiment import Condition, Experiment
+from gps_controllers.trial_spec import ControllerSpec
 from gps_interfaces.action import RunTrial
 
 _STATUS = {v: k for k, v in vars(RunTrial.Result).items() if k.startswith('STATUS_')}
-
-
-class TrialFailed(RuntimeError):
-    pass
+__all__ = ['RosAgent', 'TrialFailed']
 
 
 class RosAgent:
@@ -61,10 +59,10 @@ class RosAgent:
                 raise TrialFailed(f'no RunTrial action server at {self.action_name} after {timeout_s:.0f} s '
                                   f'(is controller_node running in this ROS_DOMAIN_ID?)')
 
-    def run_trial(self, condition: Condition, K: np.ndarray, k: np.ndarray) -> Trial:
+    def run(self, condition: Condition, controller: ControllerSpec) -> Trial:
         cfg = self.experiment.config
-        goal = run_trial_goal(condition.name, cfg.robot.joints, condition.q0, condition.targets, cfg.dt, K, k)
-        timeout = 60.0 + 20.0 * K.shape[0] * cfg.dt
+        goal = run_trial_goal(trial_spec(self.experiment, condition, controller))
+        timeout = 60.0 + 20.0 * cfg.T * cfg.dt
         for attempt in range(self.retries + 1):
             result = self._send(goal, timeout)
             if result.status == RunTrial.Result.STATUS_COMPLETED:
@@ -76,10 +74,6 @@ class RosAgent:
             self.node.get_logger().warning(f'{condition.name}: trial ended {status}: {result.reason} '
                                            f'(attempt {attempt + 1}/{self.retries + 1})')
         raise TrialFailed(f'{condition.name}: trial failed {self.retries + 1} times; last: {status}: {result.reason}')
-
-    def run_policy_trial(self, condition: Condition, policy_fn: PolicyFn) -> Trial:
-        raise TrialFailed('running the neural-network policy through the node graph is not supported yet: '
-                          'use --agent inprocess for policy evaluation')
 
     def _send(self, goal: RunTrial.Goal, timeout_s: float) -> RunTrial.Result:
         handle = self._wait(self.client.send_goal_async(goal), 10.0, 'goal acceptance')

@@ -145,6 +145,7 @@ class SimArm:
         self._command = np.zeros(nj)
         self._effort = np.zeros(nj)
         self._steps = 0
+        self._ticks = 0  # periods of sim time: steps plus one per reset
         self._period_ns = int(round(self._config.period * 1e9))
         # PyBullet DOF bookkeeping for the servo's mass matrix (all movable joints, URDF order)
         cid, body = self._arm.client_id, self._arm.body_id
@@ -172,8 +173,9 @@ class SimArm:
 
     @property
     def sim_time_ns(self) -> int:
-        """Simulated time since construction [ns] = steps * period, exact in integers."""
-        return self._steps * self._period_ns
+        """Simulated time since construction [ns], exact in integers: one period per step and one
+        per reset (a reset takes time, so every state after it is stamped later than any before)."""
+        return self._ticks * self._period_ns
 
     @property
     def command(self) -> tuple[CommandKind, np.ndarray]:
@@ -221,6 +223,7 @@ class SimArm:
                 total += tau
             self._effort = total / self._config.substeps
         self._steps += 1
+        self._ticks += 1
         return self._effort.copy()
 
     def _servo_torque(self, v_ref: np.ndarray) -> np.ndarray:
@@ -253,6 +256,7 @@ class SimArm:
         self._arm.reset(q)  # checks the position limits before teleporting anything
         self._kind, self._command = CommandKind.EFFORT, np.zeros(self._nj)
         self._effort = np.zeros(self._nj)
+        self._ticks += 1
 
     def joint_state(self) -> tuple[np.ndarray, np.ndarray]:
         """(q [nj], qd [nj])."""

@@ -19,15 +19,17 @@ Modes (`mode`):
   lockstep  each accepted command advances the sim by exactly `dt` with that command, then
             publishes /clock (sim time = steps * dt) and one joint_states stamped with it. Nothing
             else steps the sim, so the controller can never be late and training runs as fast as
-            the loop turns. A reset publishes /clock + joint_states (same stamp, no step). A
-            rejected command publishes nothing. The watchdog runs on a wall-clock timer: it zeroes
+            the loop turns. A reset takes one period of sim time (no physics step) and publishes
+            /clock + joint_states stamped with it; the reset response carries that stamp, so the
+            controller starts the trial from exactly that state. A rejected command publishes
+            nothing. The watchdog runs on a wall-clock timer: it zeroes
             the held command but publishes nothing (one joint_states per step stays the rule).
             As nothing steps without a command here, it only guarantees that no stale command
             outlives a dead controller.
             Several lockstep arms in one domain: remap /clock per namespace.
   realtime  a steady-clock timer at `publish_rate_hz` steps 1/rate of physics with the held
             command and publishes joint_states stamped with the node clock. A reset publishes
-            joint_states at once and restarts the timer from there.
+            joint_states at once (its stamp in the response) and restarts the timer from there.
 """
 from __future__ import annotations
 
@@ -208,7 +210,7 @@ class SimNode(Node):
             self.get_logger().error(response.message)
             return response
         self._watchdog.disarm()
-        self._publish_state()
+        response.stamp = self._publish_state()
         if not self._lockstep:
             # restart the tick grid at the reset state: a trial indexes its steps by stamp
             # differences from its first state, usually this one; an arbitrary phase between
@@ -223,8 +225,9 @@ class SimNode(Node):
         """Seconds on the steady clock (CLOCK_MONOTONIC, as the watchdog timer's STEADY_TIME)."""
         return time.monotonic()
 
-    def _publish_state(self) -> None:
-        """joint_states of the current sim state; lockstep: /clock first, both at sim time.
+    def _publish_state(self) -> TimeMsg:
+        """joint_states of the current sim state (returns its stamp); lockstep: /clock first, both at
+        sim time.
 
         Hot path (once per step): both messages are built first and then published back to
         back, so that the controller receives the two together.
@@ -242,6 +245,7 @@ class SimNode(Node):
             self._clock_msg.clock = stamp
             self._clock_pub.publish(self._clock_msg)
         self._state_pub.publish(msg)
+        return stamp
 
     def destroy_node(self) -> None:
         sim = getattr(self, '_sim', None)  # absent if __init__ failed

@@ -58,10 +58,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train_ros(cfg, out: Path, args: argparse.Namespace) -> int:
     import os
-    if cfg.algorithm.type != 'traj_opt':
-        print(f'gps-train: --agent ros runs linear-Gaussian controllers only (algorithm traj_opt); '
-              f'{cfg.algorithm.type} evaluates its network in-process: use --agent inprocess', file=sys.stderr)
-        return 2
     if args.domain_id is not None:
         if not 0 <= args.domain_id <= 232:
             print(f'gps-train: --domain-id must be in 0..232, got {args.domain_id}', file=sys.stderr)

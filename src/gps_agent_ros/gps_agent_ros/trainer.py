@@ -20,6 +20,7 @@ from gps_agent_ros.agent import Agent
 from gps_agent_ros.experiment import Experiment
 from gps_agent_ros.policy_rollouts import policy_final_distances, sample_network
 from gps_agent_ros.report import write_plot
+from gps_controllers.trial_spec import LinearGaussianSpec
 from gps_core.algorithms import make_algorithm
 from gps_core.checkpoint import save_checkpoint
 from gps_core.config import to_dict
@@ -34,6 +35,7 @@ class Metrics:
     iterations: list[dict] = field(default_factory=list)
     solved_at_iteration: int | None = None         # all training conditions' samples within success_distance
     policy_solved_at_iteration: int | None = None  # the network alone on all training conditions (mdgps, badmm)
+    policy_evaluation_agent: str | None = None     # where the network's trials ran: 'ros' | 'inprocess'
 
     def write(self, path: Path) -> None:
         tmp = path.with_suffix('.json.tmp')
@@ -46,7 +48,7 @@ def sample_condition(agent: Agent, exp: Experiment, m: int, policy: LinearGaussi
     """n trials of condition m, each with fresh smoothed noise folded into k."""
     T, dU = policy.T, policy.dU
     sigma = exp.config.algorithm.init.smooth_noise_sigma
-    trials = [agent.run_trial(exp.conditions[m], policy.K, policy.fold_noise(smoothed_noise(rng, T, dU, sigma)))
+    trials = [agent.run(exp.conditions[m], LinearGaussianSpec(policy.K, policy.fold_noise(smoothed_noise(rng, T, dU, sigma))))
               for _ in range(n)]
     return SampleBatch(np.stack([t.X for t in trials]), np.stack([t.U for t in trials]))
 
@@ -64,7 +66,7 @@ def train(exp: Experiment, agent: Agent, agent_name: str, out: Path, iterations:
         import torch
         # minibatches of a small MLP: one thread measured ~6x faster than two (thread hand-off dominates)
         torch.set_num_threads(1)
-    metrics = Metrics(cfg.experiment, agent_name)
+    metrics = Metrics(cfg.experiment, agent_name, policy_evaluation_agent=agent_name if network is not None else None)
     threshold = cfg.algorithm.success_distance
     progress(f'{cfg.experiment} ({cfg.algorithm.type}): {len(exp.conditions)} conditions'
              f'{f" + {len(exp.test_conditions)} test" if network is not None else ""}, T={cfg.T}, dX={exp.dX}, '

@@ -15,6 +15,7 @@ import numpy as np
 from .urdf_limits import read_joint_limits
 
 COMMAND_INTERFACES = ("effort", "velocity")
+DEFAULT_VELOCITY_MARGIN = 1.0   # abort above 1x the URDF velocity limit
 
 
 class UnsafeCommand(ValueError):

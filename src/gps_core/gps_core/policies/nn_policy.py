@@ -22,6 +22,8 @@ DTYPE = torch.float64
 class PolicyNetwork(nn.Module):
     """mu_theta(o) = MLP((o - obs_mean) / obs_scale); hidden = () gives a linear policy."""
 
+    KIND = 'mlp'   # its architecture's 'kind' (gps_core.policies.spec)
+
     def __init__(self, dO: int, dU: int, hidden: Sequence[int] = (64, 64), activation: str = 'relu',
                  generator: torch.Generator | None = None):
         super().__init__()
@@ -56,10 +58,21 @@ class PolicyNetwork(nn.Module):
 
     def architecture(self) -> dict:
         """What `from_architecture` needs to rebuild the module before loading a state_dict."""
-        return {'dO': self.dO, 'dU': self.dU, 'hidden': list(self.hidden), 'activation': self.activation}
+        return {'kind': self.KIND, 'dO': self.dO, 'dU': self.dU, 'hidden': list(self.hidden),
+                'activation': self.activation}
 
     @staticmethod
     def from_architecture(arch: dict) -> PolicyNetwork:
+        """Raises ValueError naming an unexpected key or a bad size (arch comes from a message)."""
+        unknown = sorted(set(arch) - {'kind', 'dO', 'dU', 'hidden', 'activation'})
+        if unknown:
+            raise ValueError(f'unexpected keys {unknown} in an mlp architecture')
+        if arch.get('kind', PolicyNetwork.KIND) != PolicyNetwork.KIND:
+            raise ValueError(f"kind must be {PolicyNetwork.KIND!r}, got {arch['kind']!r}")
+        sizes = [arch['dO'], arch['dU'], *arch['hidden']]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1_000_000 for v in sizes):
+            raise ValueError(f'sizes must be integers in [1, 1e6], got dO={arch["dO"]!r}, dU={arch["dU"]!r}, '
+                             f'hidden={arch["hidden"]!r}')
         return PolicyNetwork(int(arch['dO']), int(arch['dU']), tuple(arch['hidden']), str(arch['activation']))
 
     def fit_normalization(self, obs: np.ndarray) -> None:

@@ -1,5 +1,5 @@
-"""One trial's state machine and recording, without ROS: the controller node feeds it joint
-states and publishes what it returns.
+"""One trial's control loop and recording, without ROS: controller_node (through the trial
+lifecycle) and the in-process agent both feed it joint states and send the arm what it returns.
 
 Steps are indexed by the joint-state stamps, t = round((stamp - first_stamp) / dt), so the same
 code serves a lockstep simulator (one state per command, stamps dt apart in sim time) and a real
@@ -7,7 +7,9 @@ arm streaming states faster than dt (states inside the current step are ignored:
 command controller holds the last command, a zero-order hold). For each new step t < T:
 
     x_t = encode(q, qd, targets)          (recorded in X[t])
-    u_t = safety.filter(K_t x_t + k_t)    (recorded in U[t], as sent)
+    u_t = safety.filter(controller(t, x_t))  (recorded in U[t], as sent; K_t x_t + k_t for a
+                                          linear-Gaussian controller, mu_theta(x_t) + noise_t
+                                          for a network policy)
 
 The trial completes when T actions are recorded, as the in-process agent's loop does (x_T is
 never needed: the dynamics fit uses transitions t -> t+1 within the trial).
@@ -21,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from gps_controllers.linear_gaussian_controller import LinearGaussianController
+from gps_controllers.controller import Controller
 from gps_controllers.safety import SafetyFilter, UnsafeCommand
 from gps_controllers.state_encoder import StateEncoder
 
@@ -38,11 +40,11 @@ class TrialStatus(IntEnum):
 
 
 class TrialRunner:
-    """Run u_t = K_t x_t + k_t for T steps from joint states; record X, U and timing.
+    """Run a controller for T steps from joint states; record X, U and timing.
 
     Args:
         encoder: joint state -> x [dX].
-        controller: K [T, dU, dX], k [T, dU].
+        controller: u_t = controller.command(t, x_t) for t < T (e.g. K_t x_t + k_t).
         safety: clamps u, vets states.
         targets: [P, 3] end-effector point targets (base frame).
         horizon: T, must equal controller.T.
@@ -56,7 +58,7 @@ class TrialRunner:
     neighbouring measured ones; their latency is NaN and `skipped_steps` counts them.
     """
 
-    def __init__(self, encoder: StateEncoder, controller: LinearGaussianController,
+    def __init__(self, encoder: StateEncoder, controller: Controller,
                  safety: SafetyFilter, targets: np.ndarray, horizon: int, dt: float,
                  perf_clock: Callable[[], float] = time.perf_counter) -> None:
         T, dU, dX = controller.T, controller.dU, controller.dX
@@ -134,6 +136,16 @@ class TrialRunner:
         if self.steps == self._T:
             self.status = TrialStatus.COMPLETED
         return u
+
+    def timing_summary(self) -> str:
+        """One line: steps, skipped steps, compute and latency medians."""
+        n = self.steps
+        if n == 0:
+            return "0 steps"
+        lat = self.latencies[:n][np.isfinite(self.latencies[:n])] * 1e3
+        return (f"{n} steps, {self.skipped_steps} skipped; compute p50 "
+                f"{np.median(self.compute_times[:n]) * 1e3:.3f} ms, latency p50 "
+                f"{np.median(lat) if lat.size else math.nan:.3f} ms")
 
     def mark_published(self, now_s: float) -> None:
         """The command of the newest step was published at now_s (node clock)."""

@@ -1,0 +1,285 @@
+"""The life of one trial on an arm, as an explicit state machine without ROS.
+
+controller_node turns messages into the events below and the lifecycle's requests (through an
+`ArmPort`) back into messages; tests drive it with a fake port and an injected clock.
+
+    IDLE ──start──▶ validate ──invalid──▶ IDLE  (INVALID_CONTROLLER)
+                       │
+                       ▼
+                   FLUSHING           every command published so far has reached the arm: a
+                       │              command overtaken by the reset request would move the arm
+                       ▼              off its start (bounded by flush_timeout_s, then go on)
+                   AWAITING_SERVICE   the reset service is available     (reset_timeout_s)
+                       ▼
+                   RESETTING          reset requested; wait for its answer (reset_timeout_s)
+                       ▼
+                   STARTING           wait for the first joint_states stamped no earlier than
+                       │              the reset answer's stamp (stale_timeout_s): older states
+                       ▼              show the arm before the reset
+                   RUNNING            one command per new step (TrialRunner) until T steps, a
+                       │              limit, stale joint_states, or a cancel
+                       ▼
+                   IDLE               finished(outcome), after a zero command
+
+`cancel` and `halt` end any active phase with CANCELLED; after `halt` no goal is accepted and
+only zeros are published. Every way out publishes a zero command before `finished`. Times are
+seconds on a steady clock, passed in with each event; `clock` (the node clock: sim time under a
+lockstep simulator) only stamps the commands' latencies.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from gps_controllers.linear_gaussian_controller import InvalidController
+from gps_controllers.safety import SafetyFilter
+from gps_controllers.state_encoder import StateEncoder
+from gps_controllers.trial_runner import TrialRunner, TrialStatus
+from gps_controllers.trial_spec import TrialPlan, TrialSpec, plan_trial
+
+FEEDBACK_EVERY = 10     # steps between feedback messages
+
+
+class Phase(Enum):
+    IDLE = 'idle'
+    FLUSHING = 'flushing'
+    AWAITING_SERVICE = 'awaiting_service'
+    RESETTING = 'resetting'
+    STARTING = 'starting'
+    RUNNING = 'running'
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """How a trial ended; `recording` holds X, U and timing when the trial started."""
+
+    status: TrialStatus
+    reason: str
+    condition: str
+    recording: TrialRunner | None = None
+
+
+@dataclass(frozen=True)
+class LifecycleTimeouts:
+    """Seconds on the steady clock."""
+
+    stale_s: float = 0.5        # no joint_states for this long while starting / running: abort
+    reset_s: float = 10.0       # the reset service must appear, then answer, within this
+    flush_s: float = 0.5        # at most this long to wait for commands to reach the arm
+
+    def __post_init__(self) -> None:
+        for name in ('stale_s', 'reset_s', 'flush_s'):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0.0):
+                raise ValueError(f'{name} must be a finite number > 0, got {value}')
+
+
+class ArmPort(Protocol):
+    """What the lifecycle asks of the outside world (controller_node implements it)."""
+
+    def publish(self, u: np.ndarray) -> None:
+        """Send command u [nj] to the arm."""
+
+    def commands_delivered(self) -> bool:
+        """Every command published so far has reached the arm."""
+
+    def reset_service_ready(self) -> bool: ...
+
+    def request_reset(self, joint_names: Sequence[str], q0: np.ndarray) -> None:
+        """Ask for the reset; its answer comes back as `on_reset_answer`."""
+
+    def cancel_reset(self) -> None:
+        """Forget the reset request in flight (its answer, if any, is then ignored)."""
+
+    def feedback(self, step: int) -> None: ...
+
+    def finished(self, outcome: TrialOutcome) -> None:
+        """The trial ended; the arm has been sent a zero command."""
+
+
+class TrialLifecycle:
+    """One trial at a time on one arm (see the module docstring)."""
+
+    def __init__(self, port: ArmPort, n_joints: int, timeouts: LifecycleTimeouts,
+                 clock: Callable[[], float], reset_service: str = 'reset') -> None:
+        self._port, self._timeouts, self._clock = port, timeouts, clock
+        self._service = reset_service  # for messages
+        self._zeros = np.zeros(n_joints)
+        self._encoder: StateEncoder | None = None
+        self._safety: SafetyFilter | None = None
+        self.phase = Phase.IDLE
+        self.halted = False
+        self._plan: TrialPlan | None = None
+        self._runner: TrialRunner | None = None
+        self._deadline = 0.0          # of the current waiting phase (steady clock)
+        self._start_stamp = 0.0       # the reset answer's stamp
+        self._last_state = 0.0        # steady time of the newest joint_states (STARTING/RUNNING)
+        # the newest joint_states seen outside RUNNING (a lockstep simulator publishes the reset
+        # state once, possibly before the reset answer arrives)
+        self._q, self._qd = np.zeros(n_joints), np.zeros(n_joints)
+        self._stamp: float | None = None
+
+    # ----------------------------------------------------------------- robot
+    def set_robot(self, encoder: StateEncoder, safety: SafetyFilter) -> None:
+        """The robot model goals are validated and run with; only between trials."""
+        if self.phase is not Phase.IDLE:
+            raise RuntimeError('the robot model cannot change during a trial')
+        self._encoder, self._safety = encoder, safety
+
+    @property
+    def has_robot(self) -> bool:
+        return self._encoder is not None
+
+    @property
+    def active(self) -> bool:
+        return self.phase is not Phase.IDLE
+
+    @property
+    def runner(self) -> TrialRunner | None:
+        return self._runner
+
+    # ---------------------------------------------------------------- events
+    def start(self, decode: Callable[[], TrialSpec], now: float) -> None:
+        """A goal arrived (at `now`): decode and validate it (InvalidController ->
+        INVALID_CONTROLLER). A valid trial waits for the next event (call `on_tick` with the time
+        after validation: decoding a large network takes time the deadlines must not lose)."""
+        if self.phase is not Phase.IDLE:
+            raise RuntimeError(f'a trial is already {self.phase.value}')
+        spec: TrialSpec | None = None
+        try:
+            if self.halted:
+                raise InvalidController('the controller is shutting down')
+            if self._encoder is None:
+                raise InvalidController('no robot model yet: waiting for robot_description')
+            spec = decode()
+            self._plan = plan_trial(spec, self._encoder)
+        except InvalidController as exc:
+            self._finish(TrialStatus.INVALID_CONTROLLER, str(exc), spec.condition if spec else '')
+            return
+        self._enter(Phase.FLUSHING, now + self._timeouts.flush_s)
+
+    def on_state(self, q: np.ndarray, qd: np.ndarray, stamp: float, now: float) -> None:
+        """joint_states (q, qd [nj] in the robot's joint order; stamp: its header stamp)."""
+        runner = self._runner
+        if runner is not None:
+            self._last_state = now
+            u = runner.on_state(q, qd, stamp, self._clock())
+            if u is not None:
+                self._port.publish(u)
+                runner.mark_published(self._clock())
+                if runner.steps % FEEDBACK_EVERY == 0:
+                    self._port.feedback(runner.steps)
+            if runner.done:
+                self._end_run()
+            return
+        np.copyto(self._q, q)
+        np.copyto(self._qd, qd)
+        self._stamp = stamp
+        if self.phase is Phase.STARTING:
+            self._last_state = now
+            self._try_run()
+        elif self.phase is not Phase.IDLE:
+            self._advance(now)
+
+    def on_bad_state(self, reason: str, now: float) -> None:
+        """joint_states that cannot be read (missing joints, wrong lengths)."""
+        if self.phase in (Phase.STARTING, Phase.RUNNING):
+            self.abort(TrialStatus.ABORTED_STALE_STATE, f'unusable joint_states: {reason}')
+
+    def on_reset_answer(self, success: bool, message: str, stamp: float, now: float) -> None:
+        if self.phase is not Phase.RESETTING:
+            return  # an answer to a request given up on
+        if not success:
+            self._finish(TrialStatus.RESET_FAILED, f'reset service {self._service} failed: '
+                                                  f'{message or "(no message)"}')
+            return
+        self._start_stamp = stamp
+        self._last_state = now
+        self._enter(Phase.STARTING, math.inf)
+        self._try_run()
+
+    def on_tick(self, now: float) -> None:
+        """Periodic: deadlines of the waiting phases, stale joint_states."""
+        if self.phase in (Phase.STARTING, Phase.RUNNING):
+            age = now - self._last_state
+            if age > self._timeouts.stale_s:
+                steps = self._runner.steps if self._runner is not None else 0
+                self.abort(TrialStatus.ABORTED_STALE_STATE,
+                           f'no joint_states for {age:.3f} s (stale timeout {self._timeouts.stale_s:g} s) '
+                           f'after {steps} of {self._plan.horizon} steps')
+        elif self.phase is not Phase.IDLE:
+            self._advance(now)
+
+    def cancel(self, reason: str) -> None:
+        """End the active trial with CANCELLED (no effect when idle)."""
+        if self.phase is not Phase.IDLE:
+            self.abort(TrialStatus.CANCELLED, reason)
+
+    def halt(self, reason: str) -> None:
+        """Stop for good: cancel the active trial, zero the arm, refuse every later goal."""
+        self.halted = True
+        if self.phase is not Phase.IDLE:
+            self.abort(TrialStatus.CANCELLED, reason)
+        else:
+            self._port.publish(self._zeros)
+
+    def abort(self, status: TrialStatus, reason: str) -> None:
+        """End the active trial now with this status (no effect when idle)."""
+        if self.phase is Phase.IDLE:
+            return
+        if self.phase is Phase.RESETTING:
+            self._port.cancel_reset()
+        if self._runner is not None:
+            self._runner.abort(status, reason)
+            self._end_run()
+        else:
+            self._finish(status, reason)
+
+    # -------------------------------------------------------------- internals
+    def _advance(self, now: float) -> None:
+        """Move the waiting phases on as far as they can go now."""
+        if self.phase is Phase.FLUSHING:
+            if not self._port.commands_delivered() and now < self._deadline:
+                return
+            self._enter(Phase.AWAITING_SERVICE, now + self._timeouts.reset_s)
+        if self.phase is Phase.AWAITING_SERVICE:
+            if not self._port.reset_service_ready():
+                if now > self._deadline:
+                    self._finish(TrialStatus.RESET_FAILED, f'reset service {self._service} not available within '
+                                 f'{self._timeouts.reset_s:g} s')
+                return
+            self._enter(Phase.RESETTING, now + self._timeouts.reset_s)
+            self._port.request_reset(self._encoder.joint_names, self._plan.q0)
+        elif self.phase is Phase.RESETTING and now > self._deadline:
+            self._port.cancel_reset()
+            self._finish(TrialStatus.RESET_FAILED, f'reset service {self._service} did not answer within '
+                         f'{self._timeouts.reset_s:g} s')
+
+    def _try_run(self) -> None:
+        """STARTING: run from the newest state if it shows the arm after the reset."""
+        if self._stamp is None or self._stamp < self._start_stamp:
+            return
+        plan = self._plan
+        self._runner = TrialRunner(self._encoder, plan.controller, self._safety, plan.targets,
+                                   plan.horizon, plan.dt)
+        self.phase = Phase.RUNNING
+        self.on_state(self._q, self._qd, self._stamp, self._last_state)
+
+    def _end_run(self) -> None:
+        runner, self._runner = self._runner, None
+        self._finish(runner.status, runner.reason, recording=runner)
+
+    def _finish(self, status: TrialStatus, reason: str, condition: str | None = None,
+                recording: TrialRunner | None = None) -> None:
+        self._port.publish(self._zeros)
+        if condition is None:
+            condition = self._plan.condition if self._plan is not None else ''
+        self.phase, self._plan, self._runner, self._stamp = Phase.IDLE, None, None, None
+        self._port.finished(TrialOutcome(TrialStatus(status), reason, condition, recording))
+
+    def _enter(self, phase: Phase, deadline: float) -> None:
+        self.phase, self._deadline = phase, deadline
