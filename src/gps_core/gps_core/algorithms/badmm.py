@@ -11,7 +11,8 @@ per-step weights nu_t scale a KL penalty that pulls the two together. Each GPS i
   dual step:       lambda_t <- lambda_t - dual_rate nu_t P_t E[mu_p - mu_theta];
                    on the last round nu_t <- nu_t + pol_wt_step * E[KL(p_t || pi_theta)];
   trajectory step: p_m <- argmin E[cost - lambda^T u] + sum_t nu_t KL(p_t || pi_lin,t)
-                   s.t. KL(p_m || p_m,old) <= epsilon_m (a KLPenalty for the optimizer).
+                   s.t. KL(p_m || p_m,old) <= epsilon_m (a KLPenalty for the optimizer, solved
+                   exactly for time-varying nu_t: see KLPenalty).
 The step size is adapted per condition from the predicted vs. actual improvement of that
 penalized objective.
 """

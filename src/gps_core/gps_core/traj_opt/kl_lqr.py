@@ -51,10 +51,18 @@ class TrajUpdate:
 class KLPenalty:
     """An extra objective term sum_t weights_t KL(p_t || policy_t): weights [T] >= 0.
 
-    With it the update solves min E[cost] + sum_t w_t KL(p_t || q_t) s.t. KL(p || prior) <= eps.
-    The Lagrangian's LQR pass runs on the surrogate (cost_t - w_t log q_t - eta log prior_t) /
-    (eta + w_t) (Levine et al. JMLR'16, App. A): exact for constant weights, the paper's
-    per-step normalization otherwise.
+    With it the update solves min E[cost] + sum_t w_t KL(p_t || q_t) s.t. KL(p || prior) <= eps,
+    BADMM's trajectory step (Levine et al. JMLR'16, App. A; w = nu, q = pi_lin, cost - lambda^T u).
+    For a fixed dual eta the Lagrangian, with each KL written as E[-log(.)] - H(p_t(.|x_t)), is
+      sum_t E_p[ c_t - w_t log q_t - eta log prior_t ] - (w_t + eta) H(p_t(.|x_t))   (+ const),
+    an LQR with a per-step entropy weight a_t = w_t + eta. Dynamic programming from t = T-1:
+    Q_t = c~_t + E[V_t+1(x')] with c~_t the bracket above; min over p_t of E[Q_t] - a_t H(p_t) is
+    p_t(u|x) ~ exp(-Q_t / a_t) = N(-Q_uu^-1 (Q_ux x + Q_u), a_t Q_uu^-1), and V_t is Q_t minimized
+    over u (up to a constant: the log-normalizer does not depend on x). Dividing step t by a_t
+    (the surrogate cost c~_t / a_t whose Q_uu^-1 is the covariance directly) gives
+      Q~_t = c~_t / a_t + (a_t+1 / a_t) E[V~_t+1(x')],
+    so the value function from step t+1 enters rescaled by (w_t+1 + eta) / (w_t + eta): exact for
+    any weights (as the reference code's BADMM backward pass does), not only constant ones.
     """
 
     policy: LinearGaussianPolicy
@@ -79,7 +87,8 @@ class KLTrajOpt:
                   prior: LinearGaussianPolicy, pkl: tuple[np.ndarray, np.ndarray],
                   penalty: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
                   ) -> tuple[LinearGaussianPolicy, float]:
-        """Backward pass at eta, raising eta geometrically while Q_uu is not positive definite.
+        """Backward pass at eta, raising eta geometrically while Q_uu is not positive definite
+        (with a penalty: on the per-step normalized surrogate of KLPenalty, exactly).
 
         Large eta weights -log p_prior (PD) over the cost (possibly indefinite, e.g. the log term of
         the end-effector cost), so raising eta always repairs Q_uu unless the prior itself is bad.
@@ -88,15 +97,17 @@ class KLTrajOpt:
         PKLm, PKLv = pkl
         step = max(eta, 1e-4)
         while True:
+            value_scale = None
             if penalty is None:
                 Cm, cv = cost.Cm / eta + PKLm, cost.cv / eta + PKLv
             else:
                 w, wQm, wQv = penalty
-                scale = 1.0 / (eta + w)
-                Cm = (cost.Cm + wQm + eta * PKLm) * scale[:, None, None]
-                cv = (cost.cv + wQv + eta * PKLv) * scale[:, None]
+                a = eta + w                                    # per-step entropy weight (KLPenalty)
+                Cm = (cost.Cm + wQm + eta * PKLm) / a[:, None, None]
+                cv = (cost.cv + wQv + eta * PKLv) / a[:, None]
+                value_scale = np.append(a[1:] / a[:-1], 1.0)
             try:
-                return backward_pass(Cm, cv, dyn), eta
+                return backward_pass(Cm, cv, dyn, value_scale), eta
             except NotPositiveDefinite as err:
                 if eta >= self.config.max_eta:
                     raise EtaSearchError(

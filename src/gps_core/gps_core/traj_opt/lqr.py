@@ -34,13 +34,20 @@ def kl_penalty_terms(prior: LinearGaussianPolicy) -> tuple[np.ndarray, np.ndarra
     return np.concatenate([top, bottom], axis=1), PKLv
 
 
-def backward_pass(Cm: np.ndarray, cv: np.ndarray, dyn: LinearGaussianDynamics) -> LinearGaussianPolicy:
+def backward_pass(Cm: np.ndarray, cv: np.ndarray, dyn: LinearGaussianDynamics,
+                  value_scale: np.ndarray | None = None) -> LinearGaussianPolicy:
     """LQR on the quadratic cost (Cm [T,dXU,dXU], cv [T,dXU]) under the linear dynamics.
 
     Returns N(K x + k, Q_uu^{-1}) per step; raises NotPositiveDefinite(t) if Q_uu is not PD.
+    value_scale [T] (default all 1): Q_t = cost_t + value_scale[t] E[V_t+1]; value_scale[T-1] is
+    unused. A per-step entropy weight w_t with costs pre-divided by w_t needs
+    value_scale[t] = w_t+1 / w_t to stay the exact solution (see KLTrajOpt.solve_eta).
     """
     T, dX, dU = dyn.T, dyn.dX, dyn.dU
     Fm, fv = dyn.Fm, dyn.fv
+    scale = np.ones(T) if value_scale is None else np.asarray(value_scale, dtype=float)
+    if scale.shape != (T,) or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise ValueError(f'value_scale must be [{T}] finite and > 0; got shape {scale.shape}')
     K = np.empty((T, dU, dX))
     k = np.empty((T, dU))
     Quu_all = np.empty((T, dU, dU))
@@ -52,9 +59,9 @@ def backward_pass(Cm: np.ndarray, cv: np.ndarray, dyn: LinearGaussianDynamics) -
     iu = np.triu_indices(dU, 1)
     for t in range(T - 1, -1, -1):
         if t < T - 1:
-            FtV = Fm[t].T @ Vxx
+            FtV = scale[t] * (Fm[t].T @ Vxx)
             Qtt = Cm[t] + FtV @ Fm[t]
-            Qt = cv[t] + Fm[t].T @ Vx + FtV @ fv[t]
+            Qt = cv[t] + scale[t] * (Fm[t].T @ Vx) + FtV @ fv[t]
         else:
             Qtt, Qt = Cm[t], cv[t]
         Quu = 0.5 * (Qtt[dX:, dX:] + Qtt[dX:, dX:].T)
