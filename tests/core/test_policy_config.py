@@ -47,15 +47,15 @@ def edit(tmp_path: Path, mutate) -> Path:
     (lambda d: d['policy']['prior'].update(max_cluster=3), r'max_cluster.*PolicyPriorConfig'),
     (lambda d: d['algorithm']['badmm'].update(inner_iteration=2), r'inner_iteration.*BADMMConfig'),
     (lambda d: d['algorithm'].update(mdgps={'on_policy': True}), r'on_policy.*MDGPSConfig'),
-    (lambda d: d['algorithm'].update(type='mdgsp'), r"algorithm.type must be one of .*'mdgps'.*got 'mdgsp'"),
+    (lambda d: d['algorithm'].update(type='mdgsp'), r"algorithm.type: 'mdgsp' is not a valid choice"),
     (lambda d: d['policy'].update(activation='sigmoid'), r"activation must be one of"),
     (lambda d: d['policy'].update(hidden=[64, 0]), r'hidden sizes must be >= 1'),
     (lambda d: d['policy'].update(iterations=0), r'iterations and policy.batch_size must be >= 1'),
     (lambda d: d['policy'].update(learning_rate=-1e-3), r'learning_rate must be > 0'),
-    (lambda d: d['policy'].update(hidden=64), r'policy: hidden: expected a list'),
-    (lambda d: d['algorithm']['badmm'].update(inner_iterations=0), r'inner_iterations must be >= 1'),
+    (lambda d: d['policy'].update(hidden=64), r'policy.hidden: got 64 \(expected a list\)'),
+    (lambda d: d['algorithm']['badmm'].update(inner_iterations=0), r'inner_iterations: 0 is below 1'),
     (lambda d: d['algorithm']['badmm'].update(init_pol_wt=0.0), r'init_pol_wt'),
-    (lambda d: d['algorithm'].update(mdgps={'sample_on_policy': 'yes'}), r'sample_on_policy: expected true/false'),
+    (lambda d: d['algorithm'].update(mdgps={'sample_on_policy': 'yes'}), r"sample_on_policy: got 'yes' \(expected true or false\)"),
 ])
 def test_bad_policy_keys_are_named(tmp_path, mutate, match):
     path = edit(tmp_path, mutate)

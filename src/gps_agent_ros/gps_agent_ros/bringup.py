@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         cfg = load_experiment(args.experiment)
+        from gps_agent_ros.validate import validate_experiment
+        validate_experiment(cfg)
     except ConfigError as err:
         print(f'gps-bringup: {err}', file=sys.stderr)
         return 2

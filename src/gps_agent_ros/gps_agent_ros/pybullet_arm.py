@@ -30,20 +30,21 @@ class PyBulletArm:
     Args:
         urdf_path: URDF file of the arm.
         joint_names: the controlled joints, in the order of every array this class takes or
-            returns. Joints found by name. Movable joints not listed are held at their
-            position by PyBullet's default velocity motors.
+            returns. Joints found by name. Movable joints not listed (e.g. a gripper's
+            fingers) are held by PyBullet's default velocity motors and put back at their
+            load-time position by every `reset`.
         dt: control period in seconds; `step` advances the simulation by exactly dt.
         substeps: physics steps per control step (physics time step dt / substeps);
             default round(dt / 1 ms).
         gravity_compensation: add the gravity torques g(q) at every physics substep on top
             of the commanded torques, as a UR in torque mode does.
         gui: open the PyBullet GUI instead of a headless (DIRECT) client.
-        armature: reflected rotor inertia per joint (kg m^2; scalar or [nj]), added to the
-            diagonal of the joint-space inertia: (M(q) + diag(armature)) qdd = ... .
+        armature: reflected rotor inertia per controlled joint (kg m^2; scalar or [nj]), added
+            to the diagonal of the joint-space inertia: (M(q) + diag(armature)) qdd = ... .
             URDF cannot express it and PyBullet has none, so it is emulated by torque
             shaping at every substep (see `_augmented_torques`).
-        damping: viscous joint friction per joint (N m s / rad; scalar or [nj]), on top of
-            any URDF <dynamics damping>.
+        damping: viscous joint friction per controlled joint (N m s / rad; scalar or [nj]),
+            on top of any URDF <dynamics damping>.
 
     The commanded torques are clipped to the URDF effort limits; g(q) is added after
     clipping (the commanded torque is what the controller sees as its action). Link and
@@ -148,16 +149,15 @@ class PyBulletArm:
         # The default velocity motors would fight any torque: switch them off.
         p.setJointMotorControlArray(self._body, self._joint_idx, p.VELOCITY_CONTROL,
                                     forces=[0.0] * len(self._joint_idx), physicsClientId=cid)
-        if self._augmented and self._n_dof != len(self._joint_idx):
-            others = sorted(set(movable) - set(self._joint_names))
-            raise ValueError(f"armature/damping need every movable joint in joint_names; "
-                             f"missing {others}")
+        # uncontrolled movable joints: where each starts, restored by every reset
+        self._held = [(j, p.getJointState(self._body, j, physicsClientId=cid)[0])
+                      for j in self._all_movable_idx if j not in self._joint_idx]
         if self._augmented:
-            armature_dof = np.zeros(self._n_dof)  # in PyBullet's DOF order
-            armature_dof[self._dof_of_joint] = self._armature
-            self._armature_dof = np.diag(armature_dof)
-            self._damping_dof = np.zeros(self._n_dof)
-            self._damping_dof[self._dof_of_joint] = self._damping
+            # the controlled DOFs in PyBullet's DOF order (all of them when nothing is held)
+            self._ctrl_dof = np.sort(self._dof_of_joint)
+            order = np.argsort(self._dof_of_joint)  # joint_names position of each _ctrl_dof
+            self._armature_dof = np.diag(self._armature[order])
+            self._damping_dof = self._damping[order]
 
     # ------------------------------------------------------------- properties
     @property
@@ -194,7 +194,8 @@ class PyBulletArm:
 
     # ---------------------------------------------------------------- control
     def reset(self, q0: np.ndarray | Sequence[float]) -> None:
-        """Put the controlled joints at q0 [nj] with zero velocity."""
+        """Put the controlled joints at q0 [nj] and every other movable joint at its
+        load-time position, all with zero velocity: each trial starts from the same state."""
         q0 = self._check_vector(q0, "q0")
         lo, hi = self._position_limits[:, 0], self._position_limits[:, 1]
         outside = (q0 < lo) | (q0 > hi)
@@ -203,6 +204,8 @@ class PyBulletArm:
             raise ValueError(f"q0 outside the URDF position limits: {bad}")
         for j, qj in zip(self._joint_idx, q0):
             p.resetJointState(self._body, j, float(qj), 0.0, physicsClientId=self._client)
+        for j, qj in self._held:
+            p.resetJointState(self._body, j, qj, 0.0, physicsClientId=self._client)
 
     def step(self, torques: np.ndarray | Sequence[float], substeps: int | None = None) -> None:
         """Apply torques [nj] (clipped to the effort limits) for one control period dt, or for
@@ -241,26 +244,33 @@ class PyBulletArm:
 
     def _augmented_torques(self, tau: np.ndarray) -> np.ndarray:
         """Torques [n_dof, PyBullet order] that make PyBullet's rigid-body step (which knows
-        only M) produce the accelerations of the arm with armature A and damping D:
+        only M) produce the accelerations of the arm with armature A and damping D on the
+        controlled joints c (the held joints h are taken as still, qdd_h = 0, as their motors
+        keep them):
 
-            (M + A) qdd = tau (+ g if compensated) - b(q, qd) - D qd,   b = c + g,
-            applied = M qdd + b   =>   PyBullet's M qdd_pb = applied - b gives qdd_pb = qdd.
+            (M_cc + A) qdd_c = tau (+ g_c if compensated) - b_c(q, qd) - D qd_c,   b = c + g,
+            applied_c = M_cc qdd_c + b_c   =>   PyBullet's row c, M_cc qdd_c + M_ch qdd_h =
+            applied_c - b_c, gives qdd_c as long as qdd_h = 0.
+
+        Entries of held joints are zero (their motors act instead).
         """
-        cid, body = self._client, self._body
+        cid, body, c = self._client, self._body, self._ctrl_dof
         states = p.getJointStates(body, self._all_movable_idx, physicsClientId=cid)
         q_all = [s[0] for s in states]
         qd_all = [s[1] for s in states]
         bias = np.asarray(p.calculateInverseDynamics(body, q_all, qd_all, self._zeros_dof,
-                                                     physicsClientId=cid))
-        mass = np.asarray(p.calculateMassMatrix(body, q_all, physicsClientId=cid))
+                                                     physicsClientId=cid))[c]
+        mass = np.asarray(p.calculateMassMatrix(body, q_all, physicsClientId=cid))[np.ix_(c, c)]
         rhs = np.zeros(self._n_dof)
         rhs[self._dof_of_joint] = tau
-        rhs -= bias + self._damping_dof * np.asarray(qd_all)
+        rhs = rhs[c] - (bias + self._damping_dof * np.asarray(qd_all)[c])
         if self._gravity_compensation:
-            rhs += p.calculateInverseDynamics(body, q_all, self._zeros_dof, self._zeros_dof,
-                                              physicsClientId=cid)
+            rhs += np.asarray(p.calculateInverseDynamics(body, q_all, self._zeros_dof, self._zeros_dof,
+                                                         physicsClientId=cid))[c]
         qdd = np.linalg.solve(mass + self._armature_dof, rhs)
-        return mass @ qdd + bias
+        out = np.zeros(self._n_dof)
+        out[c] = mass @ qdd + bias
+        return out
 
     def _per_joint(self, value: float | Sequence[float], what: str) -> np.ndarray:
         try:

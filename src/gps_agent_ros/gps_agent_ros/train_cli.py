@@ -27,29 +27,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--iterations', type=int, default=None, help='override the YAML iteration count')
     p.add_argument('--seed', type=int, default=None, help='override the YAML seed')
     p.add_argument('--algorithm', choices=ALGORITHMS, default=None, help="override the YAML's algorithm.type")
+    p.add_argument('--allow-unreachable', action='store_true',
+                   help='train even if the pre-flight IK finds a target out of reach (a warning instead of an error)')
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Everything that can be checked is checked here, before --out is created or a node starts:
+    # a mistake is one line `gps-train: FILE: KEY: what is wrong (expected ...)` and exit code 2.
     try:
         cfg = load_experiment(args.experiment, iterations=args.iterations, seed=args.seed)
         if args.algorithm is not None:
             cfg = dataclasses.replace(cfg, algorithm=dataclasses.replace(cfg.algorithm, type=args.algorithm))
+        from gps_agent_ros.validate import check_output_folder, validate_experiment
+        validate_experiment(cfg)
+        out = args.out or Path('runs') / cfg.experiment
+        check_output_folder(out)
+        from gps_agent_ros.experiment import Experiment
+        from gps_agent_ros.preflight import preflight
+        exp = Experiment(cfg)
+        for warning in preflight(exp, allow_unreachable=args.allow_unreachable):
+            print(f'gps-train: warning: {warning}', file=sys.stderr, flush=True)
     except ConfigError as err:
-        print(f'gps-train: {err}', file=sys.stderr)
+        print(f'gps-train: {" ".join(str(err).split())}', file=sys.stderr)
         return 2
-    out = args.out or Path('runs') / cfg.experiment
     if args.agent == 'ros':
         return _train_ros(cfg, out, args)
-    from gps_agent_ros.experiment import Experiment
+    from gps_agent_ros.agent import TrialFailed
     from gps_agent_ros.inprocess_agent import InProcessAgent
     from gps_agent_ros.trainer import train
 
-    exp = Experiment(cfg)
     agent = InProcessAgent(exp)
     try:
         train(exp, agent, args.agent, out, cfg.iterations, progress=lambda s: print(s, flush=True))
+    except TrialFailed as err:   # e.g. the safety filter aborted an unstable simulation
+        print(f'gps-train: {err}', file=sys.stderr)
+        return 1
     finally:
         agent.close()
     _summary(out)

@@ -91,6 +91,11 @@ def main(args: list[str] | None = None) -> int:
     rclpy.try_shutdown()
     try:
         cfg = load_experiment(path, iterations=iterations, seed=None if seed < 0 else seed)
+        from gps_agent_ros.preflight import preflight
+        from gps_agent_ros.validate import validate_experiment
+        validate_experiment(cfg)
+        for warning in preflight(Experiment(cfg)):
+            print(f'trainer_node: warning: {warning}', file=sys.stderr, flush=True)
     except ConfigError as err:
         print(f'trainer_node: {err}', file=sys.stderr)
         return 2

@@ -1,11 +1,19 @@
 """Experiment configuration: frozen dataclasses built from YAML at the edge (CLI or node).
 
-Every key is checked: an unknown or misspelled key raises ConfigError naming the key, where it
-sits and the file, instead of being silently ignored.
+Every key is checked when the file is loaded: an unknown or misspelled key, a value of the wrong
+type, a non-finite number or a value out of range raises ConfigError naming the file, the key
+(a dotted path such as conditions[2].target_position) and what was expected:
+
+    config/ur5e_reach.yaml: algorithm.init.init_var[2]: -1.0 is not > 0 (expected an exploration variance > 0)
+
+What depends on the robot (the URDF parses, joints and links exist, start poses are within the
+joint limits) is checked by gps_agent_ros.validate, which reads the URDF.
 """
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -14,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from gps_core.costs.ramp import RAMP_KINDS
 from gps_core.dynamics.gmm_prior import DynamicsPriorConfig
 from gps_core.policies.policy_config import PolicyConfig
 from gps_core.traj_opt.kl_lqr import TrajOptConfig
@@ -22,24 +31,88 @@ ALGORITHMS = ('traj_opt', 'mdgps', 'badmm')
 
 
 class ConfigError(ValueError):
-    pass
+    """A mistake in an experiment, printed as `FILE: KEY: what is wrong (expected ...)`.
+
+    file: the experiment file ('' while unknown); key: dotted path of the offending key, e.g.
+    'conditions[2].target_position' ('' for the file as a whole); problem: what is wrong.
+    """
+
+    def __init__(self, problem: str, key: str = '', file: str = '') -> None:
+        self.problem, self.key, self.file = problem, key, file
+        super().__init__(': '.join(s for s in (file, key, problem) if s))
+
+    def within(self, file: str = '', parent: str = '') -> ConfigError:
+        """This error with its key placed below `parent` and `file` filled in if unset."""
+        return type(self)(self.problem, join_key(parent, self.key), self.file or file)
+
+
+def join_key(parent: str, child: str) -> str:
+    """'robot' + 'joints[2]' -> 'robot.joints[2]'; 'conditions' + '[1]' -> 'conditions[1]'."""
+    if not parent or not child:
+        return parent or child
+    return parent + child if child.startswith('[') else f'{parent}.{child}'
+
+
+def _require(ok: bool, key: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(problem, key)
+
+
+def _values(value: float | tuple[float, ...], key: str, n: int | None, what: str) -> list[tuple[str, float]]:
+    """(key, value) of a scalar or a per-item list; n: the length a list must have (None: any)."""
+    if isinstance(value, tuple):
+        _require(n is None or len(value) == n, key,
+                 f'has {len(value)} values (expected one number, or {n}: one per {what})')
+        return [(f'{key}[{i}]', v) for i, v in enumerate(value)]
+    return [(key, value)]
+
+
+def _at_least(value: float | tuple[float, ...], key: str, low: float, strict: bool = False,
+              n: int | None = None, what: str = 'joint') -> None:
+    """Each value >= low (> low if strict); a list must have n values."""
+    for k, v in _values(value, key, n, what):
+        ok = v > low if strict else v >= low
+        _require(ok, k, f'{v!r} is not {">" if strict else ">="} {low:g} (expected a number {">" if strict else ">="} {low:g})')
+
+
+def _count(value: int, key: str, low: int) -> None:
+    _require(value >= low, key, f'{value} is below {low} (expected an integer >= {low})')
+
+
+def _one_of(value: str, key: str, options: tuple[str, ...]) -> None:
+    _require(value in options, key, f'{value!r} is not a valid choice (expected one of {list(options)})')
 
 
 @dataclass(frozen=True)
 class RobotConfig:
-    urdf: str                                     # path relative to the YAML file, or package://pkg/...
+    urdf: str                                     # relative to the YAML file, package://pkg/... or pybullet_data://...
     joints: tuple[str, ...]
     ee_link: str
     ee_points: tuple[tuple[float, float, float], ...]   # [P, 3] offsets in the ee_link frame
     base_link: str = 'base_link'
+
+    def __post_init__(self) -> None:
+        _require(bool(self.urdf), 'urdf', 'is empty (expected a URDF path)')
+        _require(len(self.joints) >= 1, 'joints', 'is empty (expected the controlled joints)')
+        for i, name in enumerate(self.joints):
+            _require(name not in self.joints[:i], f'joints[{i}]',
+                     f'{name!r} is listed twice (expected each joint once)')
+        _require(bool(self.ee_link), 'ee_link', 'is empty (expected a link name)')
+        _require(bool(self.base_link), 'base_link', 'is empty (expected a link name)')
+        _require(len(self.ee_points) >= 1, 'ee_points', 'is empty (expected at least one [x, y, z] point)')
 
 
 @dataclass(frozen=True)
 class SimConfig:
     substeps: int = 50
     gravity_compensation: bool = True             # a real UR compensates gravity itself
-    armature: tuple[float, ...] | float = 0.0     # reflected rotor inertia per joint [kg m^2]
-    damping: tuple[float, ...] | float = 0.0      # viscous joint friction [N m s / rad]
+    armature: tuple[float, ...] | float = 0.0     # reflected rotor inertia per controlled joint [kg m^2]
+    damping: tuple[float, ...] | float = 0.0      # viscous joint friction per controlled joint [N m s / rad]
+
+    def __post_init__(self) -> None:
+        _count(self.substeps, 'substeps', 1)
+        _at_least(self.armature, 'armature', 0.0)
+        _at_least(self.damping, 'damping', 0.0)
 
 
 @dataclass(frozen=True)
@@ -54,6 +127,10 @@ class ActionCostConfig:
     weight: float = 1.0
     wu: tuple[float, ...] | float = 1e-3
 
+    def __post_init__(self) -> None:
+        _at_least(self.weight, 'weight', 0.0)
+        _at_least(self.wu, 'wu', 0.0)
+
 
 @dataclass(frozen=True)
 class EEPointCostConfig:
@@ -65,6 +142,12 @@ class EEPointCostConfig:
     ramp: str = 'linear'
     final_multiplier: float = 5.0
 
+    def __post_init__(self) -> None:
+        for name in ('weight', 'wp', 'l1', 'l2', 'final_multiplier'):
+            _at_least(getattr(self, name), name, 0.0)
+        _at_least(self.alpha, 'alpha', 0.0, strict=True)
+        _one_of(self.ramp, 'ramp', RAMP_KINDS)
+
 
 @dataclass(frozen=True)
 class StateCostConfig:
@@ -75,12 +158,26 @@ class StateCostConfig:
     ramp: str = 'constant'
     final_multiplier: float = 1.0
 
+    def __post_init__(self) -> None:
+        for name in ('weight', 'wp', 'final_multiplier'):
+            _at_least(getattr(self, name), name, 0.0)
+        _require(len(self.indices) >= 1, 'indices', 'is empty (expected the state indices to penalize)')
+        _require(len(self.target) == len(self.indices), 'target',
+                 f'has {len(self.target)} values (expected {len(self.indices)}: one per index)')
+        if isinstance(self.wp, tuple):
+            _values(self.wp, 'wp', len(self.indices), 'index')
+        _one_of(self.ramp, 'ramp', RAMP_KINDS)
+
 
 @dataclass(frozen=True)
 class CostConfig:
     action: ActionCostConfig | None = ActionCostConfig()
     ee_point: EEPointCostConfig | None = EEPointCostConfig()
     state: StateCostConfig | None = None
+
+    def __post_init__(self) -> None:
+        _require(any(c is not None for c in (self.action, self.ee_point, self.state)), '',
+                 'enables no cost term (expected at least one of action, ee_point, state)')
 
 
 @dataclass(frozen=True)
@@ -89,6 +186,12 @@ class InitControllerConfig:
     kd: tuple[float, ...] | float = 2.0
     init_var: tuple[float, ...] | float = 1.0     # exploration variance of each action [N^2 m^2]
     smooth_noise_sigma: float = 2.0               # time steps
+
+    def __post_init__(self) -> None:
+        _at_least(self.kp, 'kp', 0.0)
+        _at_least(self.kd, 'kd', 0.0)
+        _at_least(self.init_var, 'init_var', 0.0, strict=True)
+        _at_least(self.smooth_noise_sigma, 'smooth_noise_sigma', 0.0)
 
 
 @dataclass(frozen=True)
@@ -109,12 +212,12 @@ class BADMMConfig:
     dual_rate: float = 0.1                        # lambda_t -= dual_rate * nu_t * P_t (mu_p - mu_pi)
 
     def __post_init__(self) -> None:
-        if self.inner_iterations < 1:
-            raise ValueError(f'badmm.inner_iterations must be >= 1, got {self.inner_iterations}')
-        if not 0 < self.init_pol_wt <= self.max_pol_wt:
-            raise ValueError(f'badmm: need 0 < init_pol_wt <= max_pol_wt, got {self.init_pol_wt}, {self.max_pol_wt}')
-        if self.pol_wt_step < 0 or self.dual_rate < 0:
-            raise ValueError('badmm.pol_wt_step and badmm.dual_rate must be >= 0')
+        _count(self.inner_iterations, 'inner_iterations', 1)
+        _at_least(self.init_pol_wt, 'init_pol_wt', 0.0, strict=True)
+        _require(self.init_pol_wt <= self.max_pol_wt, 'max_pol_wt',
+                 f'{self.max_pol_wt!r} is below init_pol_wt {self.init_pol_wt!r} (expected init_pol_wt <= max_pol_wt)')
+        _at_least(self.pol_wt_step, 'pol_wt_step', 0.0)
+        _at_least(self.dual_rate, 'dual_rate', 0.0)
 
 
 @dataclass(frozen=True)
@@ -130,14 +233,21 @@ class AlgorithmConfig:
     badmm: BADMMConfig = BADMMConfig()
 
     def __post_init__(self) -> None:
-        if self.type not in ALGORITHMS:
-            raise ValueError(f'algorithm.type must be one of {list(ALGORITHMS)}, got {self.type!r}')
+        _one_of(self.type, 'type', ALGORITHMS)
+        for name in ('base_kl_step', 'min_step_mult', 'initial_eta', 'success_distance'):
+            _at_least(getattr(self, name), name, 0.0, strict=True)
+        _require(self.min_step_mult <= self.max_step_mult, 'max_step_mult',
+                 f'{self.max_step_mult!r} is below min_step_mult {self.min_step_mult!r} '
+                 f'(expected min_step_mult <= max_step_mult)')
 
 
 @dataclass(frozen=True)
 class DynamicsConfig:
     regularization: float = 1e-6
     prior: DynamicsPriorConfig = DynamicsPriorConfig()
+
+    def __post_init__(self) -> None:
+        _at_least(self.regularization, 'regularization', 0.0)
 
 
 @dataclass(frozen=True)
@@ -161,27 +271,62 @@ class ExperimentConfig:
     source: str = field(default='', compare=False)     # the file it came from (set by load)
 
     def __post_init__(self) -> None:
-        checks = [(self.T >= 2, f'T must be >= 2, got {self.T}'),
-                  (self.dt > 0, f'dt must be > 0, got {self.dt}'),
-                  (self.samples_per_condition >= 1, 'samples_per_condition must be >= 1'),
-                  (self.iterations >= 1, 'iterations must be >= 1'),
-                  (len(self.conditions) >= 1, 'at least one condition is required')]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(f'{self.source or "experiment"}: {msg}')
-        nj = len(self.robot.joints)
+        try:
+            self._check()
+        except ConfigError as err:
+            raise err.within(self.source) from None
+
+    def _check(self) -> None:
+        _require(bool(self.experiment) and '/' not in self.experiment and self.experiment not in ('.', '..'),
+                 'experiment', f'{self.experiment!r} is not a name (expected a non-empty name without "/", '
+                               f'used for the default output folder runs/<experiment>)')
+        _count(self.T, 'T', 2)
+        _at_least(self.dt, 'dt', 0.0, strict=True)
+        _count(self.samples_per_condition, 'samples_per_condition', 1)
+        _count(self.iterations, 'iterations', 1)
+        _count(self.seed, 'seed', 0)
+        _require(len(self.conditions) >= 1, 'conditions', 'is empty (expected at least one condition)')
+        nj, n_points = len(self.robot.joints), len(self.robot.ee_points)
         for name, conds in (('conditions', self.conditions), ('test_conditions', self.test_conditions)):
             for i, c in enumerate(conds):
-                if len(c.initial_joint_positions) != nj:
-                    raise ConfigError(f'{self.source}: {name}[{i}].initial_joint_positions has '
-                                      f'{len(c.initial_joint_positions)} values for {nj} joints')
+                n = len(c.initial_joint_positions)
+                _require(n == nj, f'{name}[{i}].initial_joint_positions',
+                         f'has {n} values for {nj} joints (expected one per robot.joints)')
+        per_joint = [('sim.armature', self.sim.armature), ('sim.damping', self.sim.damping),
+                     ('algorithm.init.kp', self.algorithm.init.kp), ('algorithm.init.kd', self.algorithm.init.kd),
+                     ('algorithm.init.init_var', self.algorithm.init.init_var)]
+        if self.cost.action is not None:
+            per_joint.append(('cost.action.wu', self.cost.action.wu))
+        for key, value in per_joint:
+            _values(value, key, nj, 'robot.joints')
+        if self.cost.ee_point is not None:
+            _values(self.cost.ee_point.wp, 'cost.ee_point.wp', 3 * n_points, 'end-effector point coordinate')
+        if self.cost.state is not None:
+            dX = 2 * nj + 6 * n_points
+            for i, idx in enumerate(self.cost.state.indices):
+                _require(0 <= idx < dX, f'cost.state.indices[{i}]',
+                         f'{idx} is outside the state (expected 0 <= index < dX = {dX})')
+        t = self.traj_opt
+        _at_least(t.min_eta, 'traj_opt.min_eta', 0.0, strict=True)
+        _require(t.min_eta < t.max_eta, 'traj_opt.max_eta',
+                 f'{t.max_eta!r} is not above min_eta {t.min_eta!r} (expected min_eta < max_eta)')
+        _count(t.max_iterations, 'traj_opt.max_iterations', 1)
+        _at_least(t.kl_tolerance, 'traj_opt.kl_tolerance', 0.0, strict=True)
 
     def resolve(self, relative: str) -> Path:
-        """A path named in the YAML, relative to the YAML file's folder (or a package:// URI)."""
+        """A path named in the YAML: relative to the YAML file's folder, absolute, a ROS package
+        file (package://pkg/path) or a file shipped with PyBullet (pybullet_data://path)."""
         if relative.startswith('package://'):
             from ament_index_python.packages import get_package_share_directory  # ROS edge only
             pkg, _, rest = relative[len('package://'):].partition('/')
             return Path(get_package_share_directory(pkg)) / rest
+        if relative.startswith('pybullet_data://'):
+            # located without importing: the core never loads the simulator
+            spec = importlib.util.find_spec('pybullet_data')
+            if spec is None or not spec.submodule_search_locations:
+                raise ConfigError('the pybullet_data package is not installed (expected pip install pybullet)',
+                                  'robot.urdf', self.source)
+            return Path(list(spec.submodule_search_locations)[0]) / relative[len('pybullet_data://'):]
         p = Path(relative)
         return p if p.is_absolute() else (Path(self.source).parent / p).resolve()
 
@@ -191,62 +336,97 @@ def load_experiment(path: str | Path, **overrides: Any) -> ExperimentConfig:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f'cannot read experiment file {path}: {err}') from err
+    except OSError as err:
+        raise ConfigError(f'cannot read: {err.strerror or err} (expected an experiment YAML file)', '',
+                          str(path.resolve())) from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, 'problem_mark', None)
+        where = f'line {mark.line + 1}, column {mark.column + 1}: ' if mark is not None else ''
+        problem = getattr(err, 'problem', None) or str(err).splitlines()[0]
+        raise ConfigError(f'not valid YAML: {where}{problem} (expected a YAML mapping)', '',
+                          str(path.resolve())) from err
     if not isinstance(data, dict):
-        raise ConfigError(f'{path}: expected a mapping at the top level, got {type(data).__name__}')
+        raise ConfigError(f'the file holds a {type(data).__name__} (expected a mapping of keys at the top level)',
+                          '', str(path.resolve()))
     data.update({k: v for k, v in overrides.items() if v is not None})
     data['source'] = str(path.resolve())
-    return build(ExperimentConfig, data, str(path))
+    return build(ExperimentConfig, data, data['source'])
 
 
-def build(cls: type, data: Any, where: str) -> Any:
-    """Construct dataclass `cls` from plain YAML data, recursively and strictly."""
+def build(cls: type, data: Any, where: str, key: str = '') -> Any:
+    """Construct dataclass `cls` from plain YAML data, recursively and strictly.
+
+    where: the file (for messages); key: the dotted path of `data` inside it ('' at the top).
+    """
+    try:
+        return _build(cls, data, key)
+    except ConfigError as err:
+        raise err.within(where) from None
+
+
+def _build(cls: type, data: Any, key: str) -> Any:
     if not isinstance(data, dict):
-        raise ConfigError(f'{where}: expected a mapping for {cls.__name__}, got {data!r}')
+        raise ConfigError(f'got {data!r} (expected a mapping of {cls.__name__} keys)', key)
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in fields]
     if unknown:
-        raise ConfigError(f'{where}: unknown key(s) {unknown} in {cls.__name__}; '
-                          f'valid keys: {sorted(names - {"source"})}')
-    kwargs = {k: _convert(hints[k], v, f'{where}: {k}') for k, v in data.items()}
-    missing = [f.name for f in dataclasses.fields(cls) if f.name not in kwargs
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise ConfigError(f'{where}: missing required key(s) {missing} in {cls.__name__}')
+        more = f', also unknown: {unknown[1:]}' if len(unknown) > 1 else ''
+        valid = sorted(n for n in fields if n != 'source')    # source: set by load_experiment
+        raise ConfigError(f'unknown key in {cls.__name__}{more} (expected one of {valid})',
+                          join_key(key, str(unknown[0])))
+    kwargs = {k: _convert(hints[k], v, join_key(key, k)) for k, v in data.items()}
+    for f in dataclasses.fields(cls):
+        if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f'missing required key (expected a value: {cls.__name__} has no default for it)',
+                              join_key(key, f.name))
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as err:
-        if isinstance(err, ConfigError):
-            raise
-        raise ConfigError(f'{where}: {err}') from err
+    except ConfigError as err:
+        raise err.within('', key) from None
+    except (TypeError, ValueError) as err:      # checks of dataclasses defined outside this module
+        raise ConfigError(str(err), key) from err
 
 
-def _convert(tp: Any, value: Any, where: str) -> Any:
+def _shape_of(tp: Any) -> str:
+    """'list', 'mapping' or 'scalar': what YAML value a type annotation takes."""
+    if typing.get_origin(tp) is tuple:
+        return 'list'
+    return 'mapping' if dataclasses.is_dataclass(tp) else 'scalar'
+
+
+def _shape_of_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return 'list'
+    return 'mapping' if isinstance(value, dict) else 'scalar'
+
+
+def _convert(tp: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
+        options = [o for o in typing.get_args(tp) if o is not type(None)]
+        if value is None and len(options) < len(typing.get_args(tp)):
             return None
+        # report the error of the option shaped like the value (a list for a list, ...)
+        options.sort(key=lambda o: _shape_of(o) != _shape_of_value(value))
         errors = []
-        for opt in (o for o in options if o is not type(None)):
+        for opt in options:
             try:
-                return _convert(opt, value, where)
+                return _convert(opt, value, key)
             except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[-1] if errors else f'{where}: invalid value {value!r}')
+                errors.append(err)
+        raise errors[0]
     if dataclasses.is_dataclass(tp):
-        return build(tp, value, where)
+        return _build(tp, value, key)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f'{where}: expected a list, got {value!r}')
+            raise ConfigError(f'got {value!r} (expected a list)', key)
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], v, f'{where}[{i}]') for i, v in enumerate(value))
+            return tuple(_convert(args[0], v, f'{key}[{i}]') for i, v in enumerate(value))
         if len(args) != len(value):
-            raise ConfigError(f'{where}: expected {len(args)} values, got {len(value)}')
-        return tuple(_convert(a, v, f'{where}[{i}]') for i, (a, v) in enumerate(zip(args, value)))
+            raise ConfigError(f'has {len(value)} values (expected {len(args)})', key)
+        return tuple(_convert(a, v, f'{key}[{i}]') for i, (a, v) in enumerate(zip(args, value)))
     if tp is float:
         if isinstance(value, str):                # YAML 1.1 reads 1.0e16 (no exponent sign) as text
             try:
@@ -254,21 +434,23 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f'{where}: expected a number, got {value!r}')
+            raise ConfigError(f'got {value!r} (expected a number)', key)
+        if not math.isfinite(value):
+            raise ConfigError(f'{value!r} is not finite (expected a finite number)', key)
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f'{where}: expected an integer, got {value!r}')
+            raise ConfigError(f'got {value!r} (expected an integer)', key)
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f'{where}: expected true/false, got {value!r}')
+            raise ConfigError(f'got {value!r} (expected true or false)', key)
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f'{where}: expected a string, got {value!r}')
+            raise ConfigError(f'got {value!r} (expected a string)', key)
         return value
-    raise ConfigError(f'{where}: unsupported config type {tp}')
+    raise ConfigError(f'unsupported config type {tp}', key)
 
 
 def to_dict(cfg: Any) -> Any:

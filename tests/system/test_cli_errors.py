@@ -1,0 +1,200 @@
+"""gps-train on broken experiments: each mistake is one line `gps-train: FILE: KEY: what is wrong
+(expected ...)` on stderr and exit code 2, before --out is created or a node is started."""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from gps_agent_ros import bringup
+from gps_agent_ros.train_cli import main as gps_train
+
+REPO = Path(__file__).resolve().parents[2]
+UR5E = REPO / 'config' / 'ur5e_reach.yaml'
+XARM6 = REPO / 'config' / 'xarm6_reach.yaml'
+NAN, INF = math.nan, math.inf
+
+
+def ur5e() -> dict:
+    data = yaml.safe_load(UR5E.read_text())
+    data['robot']['urdf'] = str(REPO / 'urdf' / 'ur5e.urdf')   # the YAML is written elsewhere
+    return data
+
+
+def xarm6() -> dict:
+    return yaml.safe_load(XARM6.read_text())
+
+
+def setter(dotted: str, value) -> Callable[[dict, Path], None]:
+    """Set data['a']['b'][2]['c'] = value for 'a.b[2].c' (value(tmp_path) if callable)."""
+    def mutate(data: dict, tmp: Path) -> None:
+        parts = [int(p) if p.isdigit() else p for p in dotted.replace('[', '.').replace(']', '').split('.')]
+        for p in parts[:-1]:
+            data = data[p]
+        data[parts[-1]] = value(tmp) if callable(value) else value
+    return mutate
+
+
+def file_with(name: str, text: str) -> Callable[[Path], str]:
+    def make(tmp: Path) -> str:
+        (tmp / name).write_text(text)
+        return str(tmp / name)
+    return make
+
+
+# case id -> (base experiment, mutation, KEY, the start of what is wrong)
+CASES = {
+    'urdf missing': (ur5e, setter('robot.urdf', lambda tmp: str(tmp / 'nowhere.urdf')), 'robot.urdf',
+                     '{tmp}/nowhere.urdf does not exist (expected a URDF file'),
+    'urdf package missing': (ur5e, setter('robot.urdf', 'package://no_such_pkg/urdf/arm.urdf'), 'robot.urdf',
+                             "cannot resolve 'package://no_such_pkg/urdf/arm.urdf': "),
+    'urdf not xml': (ur5e, setter('robot.urdf', file_with('arm.urdf', '<robot name="x"><link ')), 'robot.urdf',
+                     '{tmp}/arm.urdf is not XML: unclosed token: line 1'),
+    'urdf not a robot': (ur5e, setter('robot.urdf', file_with('arm.urdf', '<sdf version="1.6"/>')), 'robot.urdf',
+                         '{tmp}/arm.urdf has root element <sdf> (expected a URDF: <robot>)'),
+    'joint not in urdf': (ur5e, setter('robot.joints[2]', 'elbow'), 'robot.joints[2]',
+                          "'elbow' is not a joint of ur5e.urdf (expected one of ['elbow_joint', "),
+    'fixed joint': (ur5e, setter('robot.joints[5]', 'flange-tool0'), 'robot.joints[5]',
+                    "'flange-tool0' is a fixed joint (expected a movable joint"),
+    'ee_link not in urdf': (ur5e, setter('robot.ee_link', 'tool9'), 'robot.ee_link',
+                            "'tool9' is not a link of ur5e.urdf (expected one of ["),
+    'base_link moves': (ur5e, setter('robot.base_link', 'wrist_1_link'), 'robot.base_link',
+                        "'wrist_1_link' moves with joint 'wrist_1_joint' (expected a link fixed to the URDF root)"),
+    'target nan': (ur5e, setter('conditions[2].target_position[1]', NAN), 'conditions[2].target_position[1]',
+                   'nan is not finite (expected a finite number)'),
+    'target inf': (ur5e, setter('conditions[0].target_position[0]', INF), 'conditions[0].target_position[0]',
+                   'inf is not finite (expected a finite number)'),
+    'q0 nan': (ur5e, setter('conditions[1].initial_joint_positions[4]', NAN),
+               'conditions[1].initial_joint_positions[4]', 'nan is not finite (expected a finite number)'),
+    'kp nan': (ur5e, setter('algorithm.init.kp[0]', NAN), 'algorithm.init.kp[0]',
+               'nan is not finite (expected a finite number)'),
+    'init_var negative': (ur5e, setter('algorithm.init.init_var[3]', -1.0), 'algorithm.init.init_var[3]',
+                          '-1.0 is not > 0 (expected a number > 0)'),
+    'q0 outside limits': (ur5e, setter('conditions[3].initial_joint_positions[2]', 3.5),
+                          'conditions[3].initial_joint_positions[2]',
+                          '3.5 is outside the limits of elbow_joint (expected -3.14159 <= q <= 3.14159, from the URDF)'),
+    'test q0 outside limits': (ur5e, setter('test_conditions', [{'initial_joint_positions': [0, 0, 0, 0, 0, 7.0],
+                                                                 'target_position': [0.5, 0.1, 0.4]}]),
+                               'test_conditions[0].initial_joint_positions[5]',
+                               '7.0 is outside the limits of wrist_3_joint'),
+    'dt inf': (ur5e, setter('dt', INF), 'dt', 'inf is not finite (expected a finite number)'),
+    'substeps zero': (ur5e, setter('sim.substeps', 0), 'sim.substeps', '0 is below 1 (expected an integer >= 1)'),
+    'unknown key': (ur5e, setter('sim.armatrue', 0.1), 'sim.armatrue',
+                    "unknown key in SimConfig (expected one of ['armature', 'damping', "),
+    'target out of reach': (ur5e, setter('conditions[1].target_position', [2.0, 0.0, 0.5]),
+                            'conditions[1].target_position', '[2.0, 0.0, 0.5] is out of reach: the first '
+                            'end-effector point gets no closer than 1.'),
+    'unstable substeps': (xarm6, setter('sim.substeps', 20), 'sim.substeps',
+                          '20 is unstable: joint6 reaches '),
+}
+
+
+def write_case(tmp_path: Path, base: Callable[[], dict], mutate) -> Path:
+    data = base()
+    mutate(data, tmp_path)
+    path = tmp_path / 'exp.yaml'
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def no_nodes(monkeypatch):
+    """Fail the test if gps-train starts any node."""
+    def refuse(self):
+        raise AssertionError('a node was started before the experiment was validated')
+    monkeypatch.setattr(bringup.Bringup, 'start', refuse)
+
+
+@pytest.mark.parametrize('agent', ['inprocess', 'ros'])
+@pytest.mark.parametrize('case', list(CASES))
+def test_mistake_is_one_line_and_exit_2(tmp_path, capfd, no_nodes, case, agent):
+    base, mutate, key, problem = CASES[case]
+    path = write_case(tmp_path, base, mutate)
+    out = tmp_path / 'run'
+    rc = gps_train([str(path), '--agent', agent, '--out', str(out), '--iterations', '1'])
+    err = capfd.readouterr().err
+    lines = err.strip().splitlines()
+    assert rc == 2, err
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f'gps-train: {path}: {key}: {problem.format(tmp=tmp_path)}'), lines[0]
+    assert not out.exists()
+
+
+def test_unreachable_message_names_the_distance_left(tmp_path, capfd):
+    base, mutate, key, _ = CASES['target out of reach']
+    path = write_case(tmp_path, base, mutate)
+    assert gps_train([str(path), '--out', str(tmp_path / 'run')]) == 2
+    line = capfd.readouterr().err.strip()
+    assert 'expected within algorithm.success_distance 0.05 m; --allow-unreachable trains anyway' in line
+    distance = float(line.split('gets no closer than ')[1].split(' m')[0])
+    assert 1.0 < distance < 1.3         # [2, 0, 0.5] is ~2 m out, the UR5e reaches ~0.85 m from its shoulder
+
+
+def test_unstable_substeps_message_suggests_a_count(tmp_path, capfd):
+    base, mutate, key, _ = CASES['unstable substeps']
+    path = write_case(tmp_path, base, mutate)
+    assert gps_train([str(path), '--out', str(tmp_path / 'run')]) == 2
+    line = capfd.readouterr().err.strip().splitlines()[-1]
+    assert line.endswith('(physics step 2.5 ms; expected a stable substep count: 320 is (physics step 0.156 ms))')
+
+
+@pytest.mark.parametrize('out,problem', [
+    (lambda tmp: tmp / 'a_file' / 'run', 'cannot create {tmp}/a_file/run: {tmp}/a_file is a file, not a folder'),
+    (lambda tmp: tmp / 'a_file', '{tmp}/a_file is a file, not a folder'),
+])
+def test_unusable_out_is_one_line(tmp_path, capfd, no_nodes, out, problem):
+    (tmp_path / 'a_file').write_text('not a folder')
+    path = write_case(tmp_path, ur5e, lambda data, tmp: None)
+    rc = gps_train([str(path), '--agent', 'ros', '--out', str(out(tmp_path))])
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1
+    assert lines[0] == (f'gps-train: --out: {problem.format(tmp=tmp_path)} '
+                        f'(expected a folder gps-train can create and write files in)')
+    assert (tmp_path / 'a_file').read_text() == 'not a folder'
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root may write into any folder')
+def test_read_only_parent_of_out_is_one_line(tmp_path, capfd):
+    locked = tmp_path / 'locked'
+    locked.mkdir(mode=0o500)
+    path = write_case(tmp_path, ur5e, lambda data, tmp: None)
+    assert gps_train([str(path), '--out', str(locked / 'run')]) == 2
+    line = capfd.readouterr().err.strip()
+    assert line.startswith(f'gps-train: --out: cannot create {locked}/run: {locked} is not writable')
+    assert not (locked / 'run').exists()
+
+
+def test_installed_command_prints_one_line_without_traceback(tmp_path):
+    """The console script itself, as a user runs it, with the ROS agent."""
+    path = write_case(tmp_path, ur5e, setter('conditions[2].target_position[0]', NAN))
+    exe = Path(sys.executable).parent / 'gps-train'
+    proc = subprocess.run([str(exe), str(path), '--agent', 'ros', '--out', str(tmp_path / 'run')],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f'gps-train: {path}: conditions[2].target_position[0]: '
+                                        f'nan is not finite (expected a finite number)']
+    assert not (tmp_path / 'run').exists()
+
+
+def test_allow_unreachable_warns_and_trains(tmp_path, capfd):
+    data = ur5e()
+    data.update(T=10, samples_per_condition=2, conditions=[
+        {'initial_joint_positions': data['conditions'][0]['initial_joint_positions'],
+         'target_position': [2.0, 0.0, 0.5]}])
+    path = tmp_path / 'exp.yaml'
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / 'run'
+    assert gps_train([str(path), '--out', str(out), '--iterations', '1', '--allow-unreachable']) == 0
+    err = capfd.readouterr().err
+    warning = [line for line in err.splitlines() if line.startswith('gps-train: warning:')]
+    assert len(warning) == 1
+    assert warning[0].startswith(f'gps-train: warning: {path}: conditions[0].target_position: '
+                                 f'[2.0, 0.0, 0.5] is out of reach: the first end-effector point gets no closer than 1.')
+    assert warning[0].endswith('training anyway (--allow-unreachable)')
+    assert (out / 'metrics.json').is_file()
