@@ -16,12 +16,14 @@ export AMENT_PREFIX_PATH := $(CURDIR)/$(VENV)
 setup: $(STAMP)
 
 $(STAMP): requirements.txt src/*/setup.py src/gps_interfaces/CMakeLists.txt \
-		src/gps_interfaces/action/*.action src/gps_interfaces/srv/*.srv scripts/build_interfaces.sh
+		src/gps_interfaces/action/*.action src/gps_interfaces/srv/*.srv scripts/build_interfaces.sh \
+		scripts/build_test_interfaces.sh $(wildcard tests/interfaces/*/*.txt tests/interfaces/*/*/*)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --use-pep517 \
 		-e src/gps_core -e src/gps_controllers -e src/gps_agent_ros
 	scripts/build_interfaces.sh $(VENV)
+	scripts/build_test_interfaces.sh $(VENV)
 	touch $(STAMP)
 
 demo: $(STAMP)

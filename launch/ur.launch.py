@@ -1,15 +1,24 @@
-"""A real (or mock) UR arm under ros2_control + the GPS controller node (+ trainer).
+"""A real (or mock) UR arm under ur_robot_driver + the GPS controller and reset nodes (+ trainer).
 
     ros2 launch gps_agent_ros ur.launch.py ur_type:=ur5e robot_ip:=192.168.1.10 \
         [use_mock_hardware:=false] [command_interface:=effort|velocity] [train:=false]
 
-Includes ur_robot_driver's ur_control.launch.py with our controllers file
-(config/ur_controllers.yaml: 500 Hz, forward_effort/velocity controllers, JTC for resets).
-ur_reset_node serves the `reset` service: it activates joint_trajectory_controller (via
-controller_manager/switch_controller), moves to the trial's start pose, then switches back to
-the forward controller the trials command. controller_node builds its state encoder from
-/robot_description, as published by the driver.
+Includes ur_robot_driver's ur_control.launch.py with nothing but what every supported release
+declares (ur_type, robot_ip, use_mock_hardware, launch_rviz, tf_prefix): the driver keeps its own
+controllers file, whose controllers its spawners load (a forked file falls behind: the spawner
+stops at the first controller it does not configure), its per-model update rate (500 Hz
+e-Series, 125 Hz CB3) and its default initial controller. Any other driver argument can be
+given on this command line (e.g. headless_mode:=true, kinematics_params_file:=...).
+
+ur_reset_node serves `reset`: it reads list_controllers, activates the reset controller
+(scaled_joint_trajectory_controller), moves to the trial's start pose, verifies it from
+joint_states and gives the arm back to the forward controller the trials command (switching
+only what the controllers' states need), refusing while the robot program does not run.
+controller_node builds its state encoder from /robot_description, as the driver publishes it.
+With tf_prefix set, the experiment must name the prefixed joints and links.
 """
+from __future__ import annotations
+
 import os
 
 from ament_index_python.packages import get_package_share_directory
@@ -19,53 +28,56 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+DRIVER_ARGUMENTS = ('ur_type', 'robot_ip', 'use_mock_hardware', 'launch_rviz', 'tf_prefix')
+
 
 def _nodes(context):
     from gps_agent_ros.node_params import controller_parameters
+    from gps_agent_ros.ur_reset import ResetSettings, reset_node_parameters
     from gps_core.config import load_experiment
 
-    experiment = LaunchConfiguration('experiment').perform(context)
-    interface = LaunchConfiguration('command_interface').perform(context)
-    if interface not in ('effort', 'velocity'):
-        raise RuntimeError(f"command_interface must be 'effort' or 'velocity', got {interface!r}")
+    def arg(name: str) -> str:
+        return LaunchConfiguration(name).perform(context)
+
+    experiment, interface, prefix = arg('experiment'), arg('command_interface'), arg('tf_prefix')
+    mock = arg('use_mock_hardware').lower() == 'true'
     cfg = load_experiment(experiment)
-    forward = f'forward_{interface}_controller'
+    joints = list(cfg.robot.joints)
+    if prefix and not all(j.startswith(prefix) for j in joints):
+        raise RuntimeError(f'tf_prefix:={prefix} but the experiment {experiment} names the joints {joints}: '
+                           f'name the prefixed joints (and links) the driver publishes')
+    reset = reset_node_parameters(joints, interface, use_mock_hardware=mock)
+    control = controller_parameters(cfg, interface, urdf_from_topic=True)
+    # controller_node must wait longer for a reset than the reset can take
+    control['reset_timeout_s'] = ResetSettings(**reset).worst_case_s + 5.0
     nodes = [
         Node(package='gps_agent_ros', executable='controller_node', name='controller_node',
-             parameters=[controller_parameters(cfg, interface, urdf_from_topic=True)], output='screen'),
+             parameters=[control], output='screen'),
         Node(package='gps_agent_ros', executable='ur_reset_node', name='ur_reset_node',
-             parameters=[{'joints': list(cfg.robot.joints), 'trial_controller': forward,
-                          'reset_controller': 'joint_trajectory_controller', 'move_duration_s': 5.0}],
-             output='screen'),
+             parameters=[reset], output='screen'),
     ]
-    if LaunchConfiguration('train').perform(context).lower() == 'true':
+    if arg('train').lower() == 'true':
         nodes.append(Node(package='gps_agent_ros', executable='trainer_node', name='trainer_node',
-                          parameters=[{'experiment': experiment,
-                                       'out': LaunchConfiguration('out').perform(context),
-                                       'namespaces': ['']}], output='screen'))
+                          parameters=[{'experiment': experiment, 'out': arg('out'), 'namespaces': ['']}],
+                          output='screen'))
     return nodes
 
 
 def generate_launch_description():
     share = get_package_share_directory('gps_agent_ros')
-    ur_launch = os.path.join(get_package_share_directory('ur_robot_driver'), 'launch', 'ur_control.launch.py')
     driver = IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(ur_launch),
-        launch_arguments={
-            'ur_type': LaunchConfiguration('ur_type'),
-            'robot_ip': LaunchConfiguration('robot_ip'),
-            'use_mock_hardware': LaunchConfiguration('use_mock_hardware'),
-            'controllers_file': os.path.join(share, 'config', 'ur_controllers.yaml'),
-            'initial_joint_controller': 'joint_trajectory_controller',
-            'launch_rviz': LaunchConfiguration('launch_rviz'),
-        }.items())
+        PythonLaunchDescriptionSource(os.path.join(
+            get_package_share_directory('ur_robot_driver'), 'launch', 'ur_control.launch.py')),
+        launch_arguments={name: LaunchConfiguration(name) for name in DRIVER_ARGUMENTS}.items())
     return LaunchDescription([
         DeclareLaunchArgument('ur_type', default_value='ur5e', description='UR model (ur5e, ur10e, ...)'),
         DeclareLaunchArgument('robot_ip', description='IP address of the robot controller'),
         DeclareLaunchArgument('use_mock_hardware', default_value='false',
                               description='ros2_control mock hardware instead of the robot'),
-        DeclareLaunchArgument('command_interface', default_value='effort',
-                              description='effort (PolyScope >= 5.23 torque control) | velocity'),
+        DeclareLaunchArgument('command_interface', default_value='effort', choices=['effort', 'velocity'],
+                              description='effort (torque control: driver with the effort interface, '
+                                          'PolyScope >= 5.23) | velocity'),
+        DeclareLaunchArgument('tf_prefix', default_value='', description="the driver's joint/link name prefix"),
         DeclareLaunchArgument('experiment', default_value=os.path.join(share, 'config', 'ur5e_reach.yaml'),
                               description='experiment YAML'),
         DeclareLaunchArgument('train', default_value='false', description='also start trainer_node'),

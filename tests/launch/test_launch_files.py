@@ -1,141 +1,220 @@
-"""Static checks of the launch files and the ros2_control config (launch_ros and ros2_control are
-not installable here): they parse, every executable / package / file they name exists, and the
-parameters they pass are parameters the nodes declare."""
+"""The launch files, run through a recording stand-in of the launch API (launch_ros is not
+installable here; tests/fakes/launch_api.py), checked against their real peers: the installed
+console scripts, the nodes' declared parameters (the nodes are constructed), and the
+ur_robot_driver releases recorded in tests/fixtures/ur_driver (what each declares and spawns).
+"""
 from __future__ import annotations
 
-import ast
-import re
+import importlib.metadata
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import rclpy
 import yaml
+from rclpy.parameter import Parameter
 
-from gps_agent_ros.node_params import controller_parameters, sim_parameters
+from fakes.launch_api import LaunchError, LaunchRecord, evaluate
+from fakes.ur_driver import releases
+from gps_agent_ros.ur_reset import (ControllerInfo, ResetSettings, choose_reset_controller,
+                                    trial_controller_problem)
 from gps_core.config import load_experiment
 
 REPO = Path(__file__).resolve().parents[2]
-PKG = REPO / 'src' / 'gps_agent_ros'
-LAUNCH = sorted((REPO / 'launch').glob('*.launch.py'))
-UR_JOINTS = ['shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint', 'wrist_1_joint', 'wrist_2_joint',
-             'wrist_3_joint']
-EXTERNAL_PACKAGES = {'ur_robot_driver'}          # provided by a ROS 2 install with the UR driver
+SIM, UR = REPO / 'launch' / 'sim.launch.py', REPO / 'launch' / 'ur.launch.py'
+RELEASES = releases()
+UR_VARIANTS = {'effort': {}, 'velocity-mock': {'command_interface': 'velocity', 'use_mock_hardware': 'true'}}
 
 
-def console_scripts() -> set[str]:
-    text = (PKG / 'setup.py').read_text()
-    return set(re.findall(r"'([\w-]+) = gps_agent_ros\.\w+:main'", text))
+@pytest.fixture(scope='module')
+def prefix(tmp_path_factory):
+    """An ament prefix holding gps_agent_ros's share as setup.py installs it (symlinks to the
+    repository's folders) and an ur_robot_driver package, for get_package_share_directory."""
+    root = tmp_path_factory.mktemp('ament_prefix')
+    index = root / 'share' / 'ament_index' / 'resource_index' / 'packages'
+    index.mkdir(parents=True)
+    for package in ('gps_agent_ros', 'ur_robot_driver'):
+        (index / package).touch()
+        (root / 'share' / package).mkdir()
+    for folder in ('launch', 'config', 'urdf'):
+        (root / 'share' / 'gps_agent_ros' / folder).symlink_to(REPO / folder)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('AMENT_PREFIX_PATH', os.pathsep.join([str(root), os.environ.get('AMENT_PREFIX_PATH', '')]))
+        yield root
 
 
-def declared_parameters(node_module: str) -> set[str]:
-    """Names passed literally to declare_parameter(...) in a node's source (nodes that cannot be
-    instantiated here, e.g. ur_reset_node needs control_msgs)."""
-    tree = ast.parse((PKG / 'gps_agent_ros' / f'{node_module}.py').read_text())
-    names = set()
-    for call in ast.walk(tree):
-        if isinstance(call, ast.Call) and getattr(call.func, 'attr', '') == 'declare_parameter':
-            if call.args and isinstance(call.args[0], ast.Constant):
-                names.add(call.args[0].value)
-    return names
+def run(path: Path, **arguments: str) -> LaunchRecord:
+    return evaluate(path, arguments)
 
 
-def node_calls(path: Path) -> list[ast.Call]:
-    return [c for c in ast.walk(ast.parse(path.read_text()))
-            if isinstance(c, ast.Call) and getattr(c.func, 'id', '') == 'Node']
+def run_ur(variant: str) -> LaunchRecord:
+    return run(UR, robot_ip='192.168.1.10', **UR_VARIANTS[variant])
 
 
-def kwarg(call: ast.Call, name: str):
-    return next((k.value for k in call.keywords if k.arg == name), None)
+def launches(prefix) -> dict[str, LaunchRecord]:
+    return {'sim': run(SIM), **{f'ur-{v}': run_ur(v) for v in UR_VARIANTS}}
 
 
-def test_there_are_launch_files():
-    assert {p.name for p in LAUNCH} >= {'sim.launch.py', 'ur.launch.py'}
+# ----------------------------------------------------------------------------- nodes
+def test_launch_files_start_installed_executables(prefix):
+    scripts = {ep.name: ep for ep in importlib.metadata.distribution('gps_agent_ros').entry_points
+               if ep.group == 'console_scripts'}
+    for name, record in launches(prefix).items():
+        assert record.nodes, f'{name} starts no node'
+        for node in record.nodes:
+            assert node.package == 'gps_agent_ros', f'{name}: {node.executable} from {node.package}'
+            assert node.executable in scripts, f'{name}: {node.executable} is not an installed console script'
+            assert callable(scripts[node.executable].load())
 
 
-@pytest.mark.parametrize('path', LAUNCH, ids=lambda p: p.name)
-def test_launch_file_nodes_exist(path):
-    scripts = console_scripts()
-    calls = node_calls(path)
-    assert calls, f'{path.name} starts no node'
-    for call in calls:
-        pkg, exe = kwarg(call, 'package'), kwarg(call, 'executable')
-        assert isinstance(pkg, ast.Constant) and pkg.value == 'gps_agent_ros'
-        assert isinstance(exe, ast.Constant) and exe.value in scripts, f'{exe.value} is not a console script'
-        assert (PKG / 'gps_agent_ros' / f'{exe.value}.py').is_file()
+def node_classes():
+    from gps_agent_ros.controller_node import ControllerNode
+    from gps_agent_ros.sim_node import SimNode
+    from gps_agent_ros.ur_reset_node import URResetNode
+    return {'controller_node': ControllerNode, 'sim_node': SimNode, 'ur_reset_node': URResetNode}
 
 
-@pytest.mark.parametrize('path', LAUNCH, ids=lambda p: p.name)
-def test_launch_file_packages_and_files_exist(path):
-    text = path.read_text()
-    for pkg in re.findall(r"get_package_share_directory\('(\w+)'\)", text):
-        assert pkg == 'gps_agent_ros' or pkg in EXTERNAL_PACKAGES, pkg
-    for folder, name in re.findall(r"os\.path\.join\(share, '(\w+)', '([\w.]+)'\)", text):
-        assert (REPO / folder / name).is_file(), f'{path.name} names {folder}/{name}, which does not exist'
-
-
-@pytest.mark.parametrize('path', LAUNCH, ids=lambda p: p.name)
-def test_literal_parameters_are_declared(path):
-    """Dict-literal parameters given to a node in a launch file are declared by that node."""
-    for call in node_calls(path):
-        exe = kwarg(call, 'executable').value
-        params = kwarg(call, 'parameters')
-        for element in getattr(params, 'elts', []):
-            if isinstance(element, ast.Dict):
-                keys = {k.value for k in element.keys}
-                assert keys <= declared_parameters(exe), f'{exe}: undeclared {keys - declared_parameters(exe)}'
-
-
-def instantiated_parameters(node_cls: type, overrides: dict) -> set[str]:
-    """The parameters a node really declares: construct it (with the given values) and list them."""
-    import rclpy
-    from rclpy.parameter import Parameter
-
+def undeclared(node_cls, params: dict) -> set[str]:
+    """Construct the node with these parameters; the ones it does not declare."""
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
-        node = node_cls(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
-        names = set(node._parameters)
+        node = node_cls(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        missing = {k for k in params if not node.has_parameter(k)}
         node.destroy_node()
-        return names
+        return missing
     finally:
-        rclpy.shutdown(context=context)
+        context.try_shutdown()
 
 
-def test_generated_parameters_are_declared():
-    from gps_agent_ros.controller_node import ControllerNode
-    from gps_agent_ros.sim_node import SimNode
+@pytest.mark.parametrize('launch', ['sim', *(f'ur-{v}' for v in UR_VARIANTS)])
+def test_every_parameter_a_launch_file_passes_is_declared_by_its_node(prefix, launch):
+    classes = node_classes()
+    record = launches(prefix)[launch]
+    checked = [n for n in record.nodes if n.executable in classes]
+    # trainer_node is constructed without a context (TrainerNode() takes no arguments)
+    assert {n.executable for n in record.nodes} - set(classes) <= {'trainer_node'}
+    assert checked
+    for node in checked:
+        assert undeclared(classes[node.executable], node.parameters) == set(), node.executable
 
+
+def test_ur_launch_configures_the_reset_node_for_the_trials_and_the_robot(prefix):
     cfg = load_experiment(REPO / 'config' / 'ur5e_reach.yaml')
-    sim = sim_parameters(cfg)
-    assert set(sim) <= instantiated_parameters(SimNode, sim)
-    ctrl = controller_parameters(cfg)
-    assert set(ctrl) <= instantiated_parameters(ControllerNode, ctrl)
-    assert controller_parameters(cfg, 'velocity')['controller_name'] == 'forward_velocity_controller'
+    real, mock = run_ur('effort').node('ur_reset_node'), run_ur('velocity-mock').node('ur_reset_node')
+    assert real.parameters['trial_controller'] == 'forward_effort_controller'
+    assert mock.parameters['trial_controller'] == 'forward_velocity_controller'
+    assert real.parameters['require_robot_program'] is True and mock.parameters['require_robot_program'] is False
+    assert real.parameters['joints'] == list(cfg.robot.joints)
+    # controller_node gives a reset more time than the reset node can take to answer
+    settings = ResetSettings(**real.parameters)
+    assert run_ur('effort').node('controller_node').parameters['reset_timeout_s'] > settings.worst_case_s
 
 
-def test_ur_launch_passes_the_driver_arguments():
-    text = (REPO / 'launch' / 'ur.launch.py').read_text()
-    for arg in ('ur_type', 'robot_ip', 'use_mock_hardware', 'controllers_file', 'initial_joint_controller'):
-        assert f"'{arg}'" in text
-    assert "'ur_control.launch.py'" in text
+def test_ur_launch_refuses_a_tf_prefix_the_experiment_does_not_use(prefix):
+    with pytest.raises(RuntimeError, match="tf_prefix:=left_ but the experiment .* names the joints"):
+        run(UR, robot_ip='192.168.1.10', tf_prefix='left_')
+    with pytest.raises(LaunchError, match="'command_interface' = 'position' is not one of"):
+        run(UR, robot_ip='192.168.1.10', command_interface='position')
 
 
-def test_ur_controllers_config():
-    cfg = yaml.safe_load((REPO / 'config' / 'ur_controllers.yaml').read_text())
-    manager = cfg['controller_manager']['ros__parameters']
-    assert manager['update_rate'] == 500                       # UR e-Series runs ros2_control at 500 Hz
-    controllers = {k: v for k, v in manager.items() if isinstance(v, dict)}
-    assert all('type' in v for v in controllers.values())
-    assert controllers['forward_effort_controller']['type'] == 'forward_command_controller/ForwardCommandController'
-    assert controllers['joint_trajectory_controller']['type'] == 'joint_trajectory_controller/JointTrajectoryController'
-    for name in ('forward_effort_controller', 'forward_velocity_controller', 'joint_trajectory_controller'):
-        assert cfg[name]['ros__parameters']['joints'] == UR_JOINTS
-    assert cfg['forward_effort_controller']['ros__parameters']['interface_name'] == 'effort'
-    assert cfg['forward_velocity_controller']['ros__parameters']['interface_name'] == 'velocity'
-    # every configured controller is one the manager knows
-    assert {k for k in cfg if k != 'controller_manager'} <= set(controllers)
+# ----------------------------------------------------------------------------- ur_robot_driver
+def driver_include(record: LaunchRecord):
+    (include,) = [i for i in record.includes if Path(i.path).name == 'ur_control.launch.py']
+    return include
 
 
-def test_launch_and_config_files_are_installed():
-    text = (PKG / 'setup.py').read_text()
-    for folder, pattern in (('launch', '*.launch.py'), ('urdf', '*.urdf'), ('config', '*.yaml')):
-        assert f"top_level('{folder}', '{pattern}')" in text
+@pytest.mark.parametrize('variant', UR_VARIANTS)
+@pytest.mark.parametrize('release', RELEASES, ids=lambda r: r.name)
+def test_ur_launch_passes_only_arguments_the_driver_release_declares(prefix, release, variant):
+    include = driver_include(run_ur(variant))
+    assert Path(include.path) == prefix / 'share' / 'ur_robot_driver' / 'launch' / 'ur_control.launch.py'
+    for name, value in include.arguments.items():
+        assert name in release.launch_arguments, f'{release.release} declares no argument {name!r}'
+        choices = release.launch_arguments[name].get('choices')
+        assert choices is None or value in choices, f'{name}={value!r} is not one of {release.release}: {choices}'
+    required = {n for n, a in release.launch_arguments.items() if 'default' not in a}
+    assert required <= set(include.arguments), f'{release.release} requires {required - set(include.arguments)}'
+
+
+def effective_controllers(include, release) -> tuple[dict[str, str], dict]:
+    """The controllers (name -> type) and controller_manager parameters the driver gets: the
+    release's own file unless ur.launch.py passes another one."""
+    passed = include.arguments.get('controllers_file')
+    if passed is None:
+        return dict(release.controllers), {}
+    doc = yaml.safe_load(Path(passed).read_text())
+    manager = doc['controller_manager']['ros__parameters']
+    return {k: v['type'] for k, v in manager.items() if isinstance(v, dict) and 'type' in v}, manager
+
+
+@pytest.mark.parametrize('release', RELEASES, ids=lambda r: r.name)
+def test_every_controller_the_driver_release_spawns_is_configured(prefix, release):
+    include = driver_include(run_ur('effort'))
+    controllers, manager = effective_controllers(include, release)
+    unconfigured = [c for c in release.spawned if c not in controllers]
+    assert unconfigured == [], f'{release.release} spawns {unconfigured}, which the controllers file lacks'
+    # the driver's per-model update rate (500 Hz e-Series, 125 Hz CB3) is left alone
+    assert 'update_rate' not in manager and 'update_rate_config_file' not in include.arguments
+
+
+@pytest.mark.parametrize('variant', UR_VARIANTS)
+@pytest.mark.parametrize('release', RELEASES, ids=lambda r: r.name)
+def test_the_reset_and_trial_controllers_exist_or_are_refused_with_the_reason(prefix, release, variant):
+    record = run_ur(variant)
+    states = release.initial_states(driver_include(record).arguments)
+    loaded = {n: ControllerInfo(n, s, release.controllers[n]) for n, s in states.items()}
+    reset = record.node('ur_reset_node').parameters
+    settings = ResetSettings(**reset)
+    controller = choose_reset_controller(loaded, settings.reset_controllers)
+    prefix_ = driver_include(record).arguments['tf_prefix']
+    upstream_joints = [j.replace('$(var tf_prefix)', prefix_) for j in
+                       release.controller_parameters[controller]['joints']]
+    assert upstream_joints == list(settings.joints), 'the reset node and the driver name different joints'
+    problem = trial_controller_problem(loaded, settings.trial_controller)
+    if settings.trial_controller in release.spawned:
+        assert problem is None
+    else:
+        assert settings.trial_controller == 'forward_effort_controller'
+        assert 'not loaded' in problem and 'command_interface:=velocity' in problem
+
+
+# ----------------------------------------------------------------------------- installation
+def test_launch_config_and_urdf_files_are_installed_into_the_share_folder(monkeypatch):
+    """setup.py's data_files, as setuptools gets them (the real setup.py run, setup() recorded)."""
+    import setuptools
+    seen = {}
+    monkeypatch.setattr(setuptools, 'setup', lambda **kw: seen.update(kw))
+    package = REPO / 'src' / 'gps_agent_ros'
+    monkeypatch.chdir(package)
+    exec(compile((package / 'setup.py').read_text(), str(package / 'setup.py'), 'exec'), {'__file__': str(package / 'setup.py')})
+    installed = {(dest, (package / src).resolve()) for dest, files in seen['data_files'] for src in files}
+    for folder, pattern in (('launch', '*.launch.py'), ('config', '*.yaml'), ('urdf', '*.urdf')):
+        files = sorted((REPO / folder).glob(pattern))
+        assert files
+        for f in files:
+            assert (f'share/gps_agent_ros/{folder}', f.resolve()) in installed, f'{f.relative_to(REPO)} is not installed'
+
+
+def colcon(*args: str) -> list[str]:
+    colcon_bin = Path(sys.executable).with_name('colcon')
+    out = subprocess.run([str(colcon_bin), '--log-base', os.devnull, 'list', '--names-only', *args], cwd=REPO,
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    return out.split()
+
+
+def test_colcon_builds_each_package_after_what_it_depends_on():
+    order = colcon('--base-paths', 'src', '--packages-up-to', 'gps_agent_ros', '--topological-order')
+    assert set(order) == {'gps_core', 'gps_controllers', 'gps_interfaces', 'gps_agent_ros'}
+    assert order.index('gps_interfaces') < order.index('gps_agent_ros')
+    assert order.index('gps_core') < order.index('gps_controllers') < order.index('gps_agent_ros')
+
+
+def test_a_workspace_build_never_sees_the_test_interface_stand_ins():
+    """Cloned into a ROS 2 workspace, `colcon build` crawls the whole repository: it must not
+    build the test-only control_msgs / controller_manager_msgs over the real ones."""
+    found = colcon('--base-paths', '.')
+    assert {'gps_core', 'gps_controllers', 'gps_interfaces', 'gps_agent_ros'} <= set(found)
+    assert not {'control_msgs', 'controller_manager_msgs'} & set(found)
