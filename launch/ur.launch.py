@@ -33,7 +33,7 @@ DRIVER_ARGUMENTS = ('ur_type', 'robot_ip', 'use_mock_hardware', 'launch_rviz', '
 
 def _nodes(context):
     from gps_agent_ros.node_params import controller_parameters
-    from gps_agent_ros.ur_reset import ResetSettings, reset_node_parameters
+    from gps_agent_ros.ur_reset import PROGRAM_RUNNING_TOPIC, ResetSettings, reset_node_parameters
     from gps_core.config import load_experiment
 
     def arg(name: str) -> str:
@@ -50,6 +50,8 @@ def _nodes(context):
     control = controller_parameters(cfg, interface, urdf_from_topic=True)
     # controller_node must wait longer for a reset than the reset can take
     control['reset_timeout_s'] = ResetSettings(**reset).worst_case_s + 5.0
+    # trials only while the robot program runs (mock hardware of older releases never reports it)
+    control['robot_program_topic'] = '' if mock else PROGRAM_RUNNING_TOPIC
     nodes = [
         Node(package='gps_agent_ros', executable='controller_node', name='controller_node',
              parameters=[control], output='screen'),

@@ -7,14 +7,14 @@ Topics (relative: push the node into a namespace per arm, e.g. /arm0):
   client  <reset_service>            gps_interfaces/srv/ResetArm
   action  run_trial                  gps_interfaces/action/RunTrial
 
-A goal carries its controller as data (linear-Gaussian gains, or a neural-network policy: its
-architecture, weights, normalization and the trial's exploration noise). The trial itself, from
-validation through the reset to T control steps, is gps_controllers.trial_lifecycle; this node
-only turns messages into its events and its requests into messages. The command for a step is
-computed and published inside the joint_states callback. Goals follow the deferred pattern of
-ros2/examples: the goal handle is kept from handle_accepted_callback and executed once the trial
-has ended, when its execute callback only reports the result (an execute coroutine waiting for
-the trial would be resumed on every executor iteration and keep a core busy).
+  sub  <robot_program_topic>         std_msgs/Bool, transient local (optional: trials only while true)
+
+A goal carries its controller as data (linear-Gaussian gains, or a network policy with the
+trial's noise). The trial, from validation through the reset to T steps, is
+gps_controllers.trial_lifecycle: this node turns messages into its events and its requests into
+messages; commands are computed in the joint_states callback. Goals follow ros2/examples'
+deferred pattern: kept from handle_accepted_callback, executed once the trial ended, when the
+execute callback only reports (a coroutine awaiting the trial would spin a core).
 """
 from __future__ import annotations
 
@@ -35,12 +35,13 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import Bool, Float64MultiArray, String
 
 from gps_agent_ros.controller_params import declare_controller_parameters, resolve_path, robot_model
 from gps_agent_ros.conversions import (JointStateReader, run_trial_result, time_to_seconds,
                                        to_float64_multi_array, trial_spec_from_goal)
 from gps_agent_ros.node_runtime import spin_until_signal, spin_while
+from gps_agent_ros.ur_reset import RobotProgramMonitor
 from gps_controllers.trial_lifecycle import LifecycleTimeouts, TrialLifecycle, TrialOutcome
 from gps_controllers.trial_runner import TrialStatus
 from gps_interfaces.action import RunTrial
@@ -48,6 +49,7 @@ from gps_interfaces.srv import ResetArm
 
 TICK_PERIOD_S = 0.02         # lifecycle deadlines and the stale-state watchdog (upper bound)
 _NO_WAIT = Duration(seconds=0)
+_LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class ControllerNode(Node):
@@ -55,8 +57,7 @@ class ControllerNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("controller_node", **kwargs)
-        p = declare_controller_parameters(self)
-        self._params = p
+        p = self._params = declare_controller_parameters(self)
         self._reader = JointStateReader(p["joints"])
         self._q, self._qd = np.zeros(len(p["joints"])), np.zeros(len(p["joints"]))
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -67,23 +68,23 @@ class ControllerNode(Node):
         self._unreported = 0                           # goals ended whose result is not yet handed over
         self._reset_future: Future | None = None
         self._pending_description: str | None = None
-        self._cmd_msg = Float64MultiArray()
-        self._feedback = RunTrial.Feedback()
+        self._cmd_msg, self._feedback = Float64MultiArray(), RunTrial.Feedback()
 
         self._cmd_pub = self.create_publisher(Float64MultiArray, f"{p['controller_name']}/commands", 10)
         self.create_subscription(JointState, "joint_states", self._on_joint_states, 10)
         self._reset_client = self.create_client(ResetArm, p["reset_service"])
-        # every goal is executed with its own reporting callback (see finished)
-        self._action = ActionServer(self, RunTrial, "run_trial", execute_callback=_report_nothing,
+        # every goal is executed with its own reporting callback (see finished), never this one
+        self._action = ActionServer(self, RunTrial, "run_trial", execute_callback=lambda _h: RunTrial.Result(),
                                     goal_callback=self._on_goal, handle_accepted_callback=self._on_accepted,
                                     cancel_callback=self._on_cancel)
         self.create_timer(min(TICK_PERIOD_S, timeouts.stale_s / 4.0), self._on_tick, clock=self._steady)
+        self._program = RobotProgramMonitor(required=bool(p["robot_program_topic"]), topic=p["robot_program_topic"])
+        if p["robot_program_topic"]:  # latched, published when it changes (ur_robot_driver)
+            self.create_subscription(Bool, p["robot_program_topic"], self._on_program, _LATCHED)
         if p["urdf_path"]:
             self._set_robot(resolve_path(p["urdf_path"]))
         else:
-            latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                                 reliability=ReliabilityPolicy.RELIABLE)
-            self.create_subscription(String, "robot_description", self._on_description, latched)
+            self.create_subscription(String, "robot_description", self._on_description, _LATCHED)
             self.get_logger().info("waiting for the URDF on robot_description")
         self.get_logger().info(f"commands -> {self._cmd_pub.topic_name} ({p['command_interface']}), reset via "
                                f"{self._reset_name}, stale timeout {timeouts.stale_s:g} s")
@@ -121,6 +122,10 @@ class ControllerNode(Node):
     def _on_tick(self) -> None:
         self._lifecycle.on_tick(self._steady_s())
 
+    def _on_program(self, msg: Bool) -> None:
+        if self._program.update(msg.data):
+            self._lifecycle.abort(TrialStatus.ABORTED_ROBOT, self._program.stop_reason())
+
     def _on_goal(self, goal: RunTrial.Goal) -> GoalResponse:
         if self._lifecycle.active or self._lifecycle.halted:
             why = "shutting down" if self._lifecycle.halted else "a trial is running"
@@ -134,6 +139,8 @@ class ControllerNode(Node):
         self.get_logger().info(f"goal {goal.condition!r}: T={goal.horizon}, dt={goal.dt:g}, "
                                f"controller_type {goal.controller_type}")
         self._lifecycle.start(lambda: trial_spec_from_goal(goal), self._steady_s())
+        if (refusal := self._program.refusal()) is not None:
+            self._lifecycle.abort(TrialStatus.ABORTED_ROBOT, refusal)
         self._lifecycle.on_tick(self._steady_s())  # on at once, with the time after validation
 
     def _on_cancel(self, goal_handle: ServerGoalHandle) -> CancelResponse:
@@ -178,12 +185,10 @@ class ControllerNode(Node):
             return
         condition = goal_handle.request.condition
         result = run_trial_result(outcome.status, outcome.reason, condition, outcome.recording)
-        line = (f"goal {condition!r} ended {outcome.status.name}{': ' + outcome.reason if outcome.reason else ''}"
-                f"{' (' + outcome.recording.timing_summary() + ')' if outcome.recording is not None else ''}")
         if outcome.status == TrialStatus.COMPLETED:  # rclpy: one severity per call site
-            self.get_logger().info(line)
+            self.get_logger().info(f"goal {condition!r} {outcome.summary()}")
         else:
-            self.get_logger().warning(line)
+            self.get_logger().warning(f"goal {condition!r} {outcome.summary()}")
         self._unreported += 1
         goal_handle.execute(lambda handle: self._report(handle, outcome.status, result))
         if self._pending_description is not None:
@@ -216,11 +221,6 @@ class ControllerNode(Node):
         """Stop commanding for good (SIGINT/SIGTERM): zeros, the running trial ends CANCELLED."""
         self._lifecycle.halt(reason)
         self.get_logger().warning(f"halted ({reason}): commanding zeros")
-
-
-def _report_nothing(goal_handle: ServerGoalHandle) -> RunTrial.Result:
-    goal_handle.abort()  # never used: goals are executed with their own callback
-    return RunTrial.Result(status=int(TrialStatus.INVALID_CONTROLLER), reason="no trial")
 
 
 def main(args: list[str] | None = None) -> int:

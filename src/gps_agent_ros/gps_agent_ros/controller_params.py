@@ -49,6 +49,9 @@ def declare_controller_parameters(node: Node) -> dict:
             D, "reset service timeout [s]")),
         node.declare_parameter("stale_timeout_s", 0.5, d(
             D, "abort a trial when joint_states stop for this long [s] (steady clock)")),
+        node.declare_parameter("robot_program_topic", "", d(
+            S, "std_msgs/Bool saying the robot accepts commands (a UR: io_and_status_controller/"
+               "robot_program_running); trials run only while it is true. Empty: not watched")),
         node.declare_parameter("velocity_margin", DEFAULT_VELOCITY_MARGIN, d(
             D, "abort a trial when a joint speed exceeds this times its URDF limit")),
     ]

@@ -62,6 +62,11 @@ class TrialOutcome:
     condition: str
     recording: TrialRunner | None = None
 
+    def summary(self) -> str:
+        """'ended STATUS: reason (timing)', for logs."""
+        return (f"ended {self.status.name}{': ' + self.reason if self.reason else ''}"
+                f"{' (' + self.recording.timing_summary() + ')' if self.recording is not None else ''}")
+
 
 @dataclass(frozen=True)
 class LifecycleTimeouts:

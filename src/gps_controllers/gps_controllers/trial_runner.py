@@ -37,6 +37,8 @@ class TrialStatus(IntEnum):
     CANCELLED = 3
     INVALID_CONTROLLER = 4
     RESET_FAILED = 5
+    ABORTED_ROBOT = 6           # the arm stopped taking commands (e.g. its program stopped)
+    ABORTED_INTERFERENCE = 7    # someone else commanded or reset the arm during the trial
 
 
 class TrialRunner:
