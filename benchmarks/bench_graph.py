@@ -55,6 +55,7 @@ import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
+from gps_agent_ros.agent import run_one  # noqa: E402
 from gps_agent_ros.bringup import Bringup  # noqa: E402
 from gps_agent_ros.conversions import result_timing, run_trial_goal  # noqa: E402
 from gps_agent_ros.experiment import Condition, Experiment  # noqa: E402
@@ -86,10 +87,12 @@ class Client:
         self.node = rclpy.create_node(f'bench_graph_{os.getpid()}', context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self.agent = RosAgent(self.node, self.executor, exp, bringup.namespace, health_check=bringup.check)
+        self.agent = RosAgent(self.node, self.executor, exp, bringup.namespace, arm_health=lambda _ns: bringup.dead())
 
     def run_goal(self, goal: RunTrial.Goal, timeout_s: float) -> RunTrial.Result:
-        result = self.agent._send(goal, timeout_s)
+        future = self.agent.arms[0].client.send_goal_async(goal)
+        result_future = _wait(self.executor, future, timeout_s).get_result_async()
+        result = _wait(self.executor, result_future, timeout_s).result
         if result.status != RunTrial.Result.STATUS_COMPLETED:
             raise RuntimeError(f'trial {goal.condition!r} ended with status {result.status}: {result.reason}')
         return result
@@ -99,6 +102,15 @@ class Client:
         self.node.destroy_node()
         self.executor.shutdown()
         rclpy.shutdown(context=self.context)
+
+
+def _wait(executor, future, timeout_s: float):
+    end = time.monotonic() + timeout_s
+    while not future.done():
+        if time.monotonic() > end:
+            raise RuntimeError(f'no answer within {timeout_s:.0f} s')
+        executor.spin_once(timeout_sec=0.01)
+    return future.result()
 
 
 def _cpu_s(pid: int) -> float:
@@ -217,7 +229,7 @@ def lockstep_vs_inprocess(cfg, exp: Experiment, controllers: list[ControllerSpec
                     if i == 1:
                         cpu0 = {name: _cpu_s(proc.pid) for name, proc in bringup.procs.items()}
                     start = time.perf_counter()
-                    via_graph = client.agent.run(cond, ctrl)
+                    via_graph = run_one(client.agent, cond, ctrl)
                     t_graph = time.perf_counter() - start
                     start = time.perf_counter()
                     direct = local.run(cond, ctrl)

@@ -32,6 +32,7 @@ class FakePort:
         self.reset_requests: list[np.ndarray] = []
         self.reset_cancels = 0
         self.feedback_steps: list[int] = []
+        self.feedback_phases: list[str] = []
         self.outcomes: list[TrialOutcome] = []
 
     def publish(self, u):
@@ -50,8 +51,9 @@ class FakePort:
     def cancel_reset(self):
         self.reset_cancels += 1
 
-    def feedback(self, step):
+    def feedback(self, step, phase):
         self.feedback_steps.append(step)
+        self.feedback_phases.append(phase)
 
     def finished(self, outcome):
         self.outcomes.append(outcome)
@@ -290,3 +292,22 @@ def test_one_trial_at_a_time_and_no_model_swap_during_a_trial(life, port, robot)
         life.start(lambda: spec(robot), 0.0)
     with pytest.raises(RuntimeError, match="cannot change during a trial"):
         life.set_robot(*robot)
+
+
+def test_heartbeat_in_every_phase(life, port, robot):
+    """Feedback at least every HEARTBEAT_S whatever the phase: the client's liveness signal."""
+    port.service_ready = False
+    life.start(lambda: spec(robot), 0.0)
+    life.on_tick(0.2)
+    assert port.feedback_phases == []
+    life.on_tick(0.51)
+    assert port.feedback_phases == ["awaiting_service"]
+    port.service_ready = True
+    life.on_tick(0.6)
+    life.on_tick(1.2)
+    assert port.feedback_phases[-1] == "resetting"
+    life.on_reset_answer(True, "", 10.0, 1.3)
+    life.on_tick(1.71)
+    assert port.feedback_phases[-1] == "starting"
+    feed(life, 10, now=1.72)          # the 10th step: feedback for progress, not for time
+    assert port.feedback_phases[-1] == "running" and port.feedback_steps[-1] == 10

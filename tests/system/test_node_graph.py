@@ -15,7 +15,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from gps_agent_ros.bringup import Bringup
-from gps_agent_ros.agent import trial_spec
+from gps_agent_ros.agent import TrialRequest, trial_spec
 from gps_agent_ros.conversions import run_trial_goal
 from gps_agent_ros.experiment import Experiment
 from gps_agent_ros.inprocess_agent import InProcessAgent
@@ -47,7 +47,20 @@ class Probe:
         self.node.create_subscription(JointState, f'/{namespace}/joint_states',
                                       lambda m: self.efforts.append((time.monotonic(), np.array(m.effort))), 100)
         self.exp = Experiment(CFG)
-        self.agent = RosAgent(self.node, self.executor, self.exp, namespace, health_check=bringup.check)
+        self.agent = RosAgent(self.node, self.executor, self.exp, namespace, arm_health=lambda _ns: bringup.dead())
+
+    def accepted(self, goal: RunTrial.Goal, timeout: float = 10.0):
+        """Send a raw goal to the arm's controller_node; its (accepted) goal handle."""
+        future = self.agent.arms[0].client.send_goal_async(goal)
+        self.spin_until(future.done, timeout, 'the goal response')
+        handle = future.result()
+        assert handle.accepted
+        return handle
+
+    def result(self, goal: RunTrial.Goal, timeout: float = 20.0) -> RunTrial.Result:
+        future = self.accepted(goal).get_result_async()
+        self.spin_until(future.done, timeout, 'the result')
+        return future.result().result
 
     def spin_for(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -108,7 +121,7 @@ def test_trial_through_the_graph_equals_the_inprocess_trial(lockstep):
     net = network(probe.exp)
     noise = smoothed_noise(np.random.default_rng(3), CFG.T, 6, 2.0) * 0.5
     specs = [LinearGaussianSpec(K, k), NetworkSpec(policy_spec(net), noise), NetworkSpec(policy_spec(net))]
-    trials = [probe.agent.run(probe.exp.conditions[0], c) for c in specs]
+    trials = probe.agent.run_many([TrialRequest(probe.exp.conditions[0], c) for c in specs])
     local = InProcessAgent(probe.exp)
     try:
         references = [local.run(probe.exp.conditions[0], c) for c in specs]
@@ -135,7 +148,7 @@ def test_invalid_controller_is_rejected_and_only_zeros_are_sent(lockstep, corrup
         K = K[:, :, :29]
     probe.spin_for(0.2)
     probe.commands.clear()
-    result = probe.agent._send(lg_goal(probe.exp, 1, K, k), 20.0)
+    result = probe.result(lg_goal(probe.exp, 1, K, k))
     assert result.status == RunTrial.Result.STATUS_INVALID_CONTROLLER
     assert words in result.reason
     probe.spin_for(0.3)
@@ -150,8 +163,7 @@ def test_stale_joint_states_abort_the_trial(lockstep):
     goal = lg_goal(probe.exp, 2, K, k)
     goal.horizon = 2000
     probe.commands.clear()
-    handle = probe.agent._wait(probe.agent.client.send_goal_async(goal), 10.0, 'acceptance')
-    assert handle.accepted
+    handle = probe.accepted(goal)
     result_future = handle.get_result_async()
     probe.spin_until(lambda: len(probe.commands) >= 5, 20.0, 'the trial to start')
     sim = bringup.procs['sim_node']
@@ -178,8 +190,7 @@ def test_killing_the_controller_mid_trial_zeroes_the_torque(tmp_path):
         T, dU, dX = 100, 6, exp.dX
         k = np.tile([8.0, 0.0, 0.0, 0.0, 0.0, 0.0], (T, 1))          # a steady torque on the base joint
         goal = lg_goal(exp, 0, np.zeros((T, dU, dX)), k)
-        handle = probe.agent._wait(probe.agent.client.send_goal_async(goal), 10.0, 'acceptance')
-        assert handle.accepted
+        probe.accepted(goal)
         probe.spin_until(lambda: probe.efforts and probe.efforts[-1][1][0] == 8.0, 10.0, 'the torque to be applied')
         bringup.procs['controller_node'].kill()                        # SIGKILL: no goodbye zero
         killed = time.monotonic()

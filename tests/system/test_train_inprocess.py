@@ -10,10 +10,12 @@ import pytest
 from gps_agent_ros.experiment import Experiment
 from gps_agent_ros.inprocess_agent import InProcessAgent
 from gps_agent_ros.train_cli import main as gps_train
-from gps_agent_ros.trainer import sample_condition
+from gps_controllers.trial_spec import LinearGaussianSpec
 from gps_core.algorithms import TrajOptAlgorithm
 from gps_core.checkpoint import load_checkpoint
 from gps_core.config import load_experiment
+from gps_core.policies import smoothed_noise
+from gps_core.samples import SampleBatch
 from gps_core.traj_opt import forward_pass, traj_kl
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,7 +76,10 @@ def test_kl_constraint_holds_on_arm_data():
     try:
         for _ in range(2):
             prior = alg.policies[0]
-            stats = alg.iteration([sample_condition(agent, exp, 0, prior, cfg.samples_per_condition, rng)])
+            trials = [agent.run(exp.conditions[0], LinearGaussianSpec(prior.K, prior.fold_noise(
+                smoothed_noise(rng, cfg.T, exp.dU, cfg.algorithm.init.smooth_noise_sigma))))
+                for _ in range(cfg.samples_per_condition)]
+            stats = alg.iteration([SampleBatch(np.stack([t.X for t in trials]), np.stack([t.U for t in trials]))])
             assert abs(stats.kl[0] - stats.kl_step[0]) <= 0.1 * stats.kl_step[0]
             # recompute the KL independently of the optimizer's bookkeeping
             dyn = alg.conditions[0].prev[1]

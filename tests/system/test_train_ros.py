@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,10 +14,17 @@ import pytest
 import rclpy
 import yaml
 from rclpy.executors import SingleThreadedExecutor
+from rosbags.highlevel import AnyReader
 from std_msgs.msg import Float64MultiArray
 
+from gps_agent_ros.experiment import Experiment
+from gps_agent_ros.inprocess_agent import InProcessAgent
 from gps_agent_ros.train_cli import main as gps_train
+from gps_agent_ros.trainer import NOISE_CONTROLLER, trial_rng
+from gps_controllers.trial_spec import LinearGaussianSpec
 from gps_core.checkpoint import load_checkpoint
+from gps_core.config import load_experiment
+from gps_core.policies import smoothed_noise
 
 REPO = Path(__file__).resolve().parents[2]
 UR5E = REPO / 'config' / 'ur5e_reach.yaml'
@@ -28,20 +36,96 @@ def _numbers(metrics: dict) -> list[dict]:
     return [{k: v for k, v in r.items() if k != 'seconds'} for r in metrics['iterations']]
 
 
-def test_ros_agent_solves_the_task_and_matches_inprocess(tmp_path):
-    assert gps_train([str(UR5E), '--agent', 'ros', '--out', str(tmp_path / 'ros'), '--iterations', '6']) == 0
+def _recorded_trials(path: Path) -> dict[tuple[str, int], dict]:
+    """(condition, sample) -> q [T, nj], U [T, nj], the arm, read with rosbags (not our writer).
+    A trial's record is logged at its first state's time; its states and commands follow."""
+    records, states, commands = [], [], []
+    with AnyReader([path]) as reader:
+        for conn, t, raw in reader.messages():
+            msg, arm = reader.deserialize(raw, conn.msgtype), conn.topic.strip('/').split('/')[0]
+            if conn.topic.endswith('gps/trial'):
+                records.append((t, arm, json.loads(msg.data)))
+            elif conn.topic.endswith('joint_states'):
+                states.append((t, arm, list(msg.position)))
+            elif conn.topic.endswith('commands'):
+                commands.append((t, arm, list(msg.data)))
+    out = {}
+    for arm in {a for _, a, _ in records}:
+        mine = sorted((t, r) for t, a, r in records if a == arm)
+        starts = [t for t, _ in mine] + [float('inf')]
+        for k, (t0, record) in enumerate(mine):
+            inside = lambda rows: np.array([v for t, a, v in rows if a == arm and t0 <= t < starts[k + 1]])  # noqa: E731
+            out[(record['condition'], record['sample'])] = {'arm': record['arm'], 'q': inside(states),
+                                                             'U': inside(commands)}
+    return out
+
+
+def test_two_arms_solve_the_task_and_match_inprocess(tmp_path):
+    """Two arms sample in parallel; every number equals the in-process run (a trial's result does
+    not depend on the arm), and the MCAP recordings hold exactly the trials."""
+    assert gps_train([str(UR5E), '--agent', 'ros', '--arms', '2', '--out', str(tmp_path / 'ros'),
+                      '--iterations', '6']) == 0
     metrics = json.loads((tmp_path / 'ros' / 'metrics.json').read_text())
     assert metrics['agent'] == 'ros'
     assert metrics['solved_at_iteration'] is not None and metrics['solved_at_iteration'] <= 6
     assert max(metrics['iterations'][-1]['final_ee_distance']) <= 0.05
-    assert (tmp_path / 'ros' / 'logs' / 'sim_node.log').exists()       # the bringup's node logs
+    for arm in ('arm0', 'arm1'):    # both arms ran trials
+        assert 'ended COMPLETED' in (tmp_path / 'ros' / 'logs' / arm / 'controller_node.log').read_text()
 
-    # the same seed in-process gives the very same controllers: the graph adds transport, not numbers
     assert gps_train([str(UR5E), '--agent', 'inprocess', '--out', str(tmp_path / 'ip'), '--iterations', '2']) == 0
+    inprocess = json.loads((tmp_path / 'ip' / 'metrics.json').read_text())
+    assert _numbers(metrics)[:2] == _numbers(inprocess)
     _, ros_pols, _ = load_checkpoint(tmp_path / 'ros' / 'checkpoints' / 'iteration_002.npz')
     _, ip_pols, _ = load_checkpoint(tmp_path / 'ip' / 'checkpoints' / 'iteration_002.npz')
     for a, b in zip(ros_pols, ip_pols):
         assert np.array_equal(a.K, b.K) and np.array_equal(a.k, b.k)
+
+    # the recordings: read back independently, the same trials both ways, on both arms
+    ros_trials = _recorded_trials(tmp_path / 'ros' / 'trials' / 'iteration_001.mcap')
+    ip_trials = _recorded_trials(tmp_path / 'ip' / 'trials' / 'iteration_001.mcap')
+    assert set(ros_trials) == set(ip_trials) and len(ros_trials) == 4 * 5
+    assert {t['arm'] for t in ros_trials.values()} == {'/arm0', '/arm1'}
+    for key, t in ros_trials.items():
+        assert np.array_equal(t['q'], ip_trials[key]['q']) and np.array_equal(t['U'], ip_trials[key]['U'])
+    # ... and they are the trials themselves: trial (train/0, sample 0) re-run here
+    exp = Experiment(load_experiment(UR5E))
+    pol = exp.init_policies()[0]
+    eps = smoothed_noise(trial_rng(exp.config.seed, 1, NOISE_CONTROLLER, 0, 0), exp.config.T, exp.dU,
+                         exp.config.algorithm.init.smooth_noise_sigma)
+    agent = InProcessAgent(exp)
+    try:
+        trial = agent.run(exp.conditions[0], LinearGaussianSpec(pol.K, pol.fold_noise(eps)))
+    finally:
+        agent.close()
+    recorded = ros_trials[('train/0', 0)]
+    assert np.array_equal(recorded['q'], trial.X[:, :6]) and np.array_equal(recorded['U'], trial.U)
+
+
+def test_an_arm_killed_mid_run_leaves_the_run_going_on_the_others(tmp_path):
+    out = tmp_path / 'run'
+    env = dict(os.environ, ROS_DOMAIN_ID=str(101 + (os.getpid() + 7) % 100))
+    trainer = subprocess.Popen([sys.executable, '-m', 'gps_agent_ros.train_cli', str(UR5E), '--agent', 'ros',
+                                '--arms', '2', '--out', str(out), '--iterations', '2'],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        log = out / 'logs' / 'arm1' / 'controller_node.log'
+        deadline = time.monotonic() + 120.0
+        while not (log.exists() and log.read_text().count('ended COMPLETED') >= 2):
+            assert trainer.poll() is None and time.monotonic() < deadline, 'arm1 never ran a trial'
+            time.sleep(0.05)
+        victim = [pid for pid in _node_pids(out / 'logs' / 'arm1' / 'params.yaml')
+                  if b'controller_node' in Path(f'/proc/{pid}/cmdline').read_bytes()]
+        assert len(victim) == 1
+        os.kill(victim[0], signal.SIGKILL)
+        output, _ = trainer.communicate(timeout=240)
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+    assert trainer.returncode == 0, output
+    assert 'taking /arm1/run_trial out of the pool' in output and 'controller_node in /arm1 exited' in output
+    assert gps_train([str(UR5E), '--agent', 'inprocess', '--out', str(tmp_path / 'ip'), '--iterations', '2']) == 0
+    assert _numbers(json.loads((out / 'metrics.json').read_text())) == \
+        _numbers(json.loads((tmp_path / 'ip' / 'metrics.json').read_text()))
 
 
 def test_attach_without_nodes_fails_clearly(tmp_path, monkeypatch, capsys):
@@ -108,7 +192,7 @@ def test_killing_the_trainer_mid_policy_trial_stops_the_arm(tmp_path):
     commands: list[tuple[float, np.ndarray]] = []
     node.create_subscription(Float64MultiArray, '/arm_kill/forward_effort_controller/commands',
                              lambda m: commands.append((time.monotonic(), np.array(m.data))), 100)
-    log = out / 'logs' / 'controller_node.log'
+    log = out / 'logs' / 'arm_kill' / 'controller_node.log'
     try:
         deadline = time.monotonic() + 240.0
         while not (log.exists() and 'controller_type 1' in log.read_text()):   # a network trial started
@@ -118,15 +202,15 @@ def test_killing_the_trainer_mid_policy_trial_stops_the_arm(tmp_path):
         while len(commands) < n + 10:                                           # ... and is commanding
             executor.spin_once(timeout_sec=0.01)
         assert any(c.any() for _, c in commands[n:])
-        pids = _node_pids(out / 'logs' / 'params.yaml')
+        pids = _node_pids(out / 'logs' / 'arm_kill' / 'params.yaml')
         assert len(pids) == 2, pids
         trainer.kill()
         killed = time.monotonic()
         trainer.wait(timeout=10)
         end = time.monotonic() + 10.0
-        while _node_pids(out / 'logs' / 'params.yaml') and time.monotonic() < end:
+        while _node_pids(out / 'logs' / 'arm_kill' / 'params.yaml') and time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
-        assert not _node_pids(out / 'logs' / 'params.yaml'), 'a node outlived the trainer'
+        assert not _node_pids(out / 'logs' / 'arm_kill' / 'params.yaml'), 'a node outlived the trainer'
         zeros_at = [t for t, c in commands if t >= killed and not c.any()]
         assert zeros_at and not commands[-1][1].any(), 'the arm was not sent a zero command'
         assert zeros_at[0] - killed <= 1.0       # the sim's own watchdog would zero it after 0.25 s

@@ -1,14 +1,18 @@
-"""What the trainer needs from an agent: run one trial of a controller described as data.
+"""What the trainer needs from an agent: run trials of controllers described as data.
 
 A controller is a gps_controllers.trial_spec.ControllerSpec: a linear-Gaussian controller (K, k
 with the noise folded in) or a neural-network policy (its spec plus the trial's noise). Never a
-Python callable: the same description runs in this process (InProcessAgent) or on an arm behind
+Python callable: the same description runs in this process (InProcessAgent) or on the arms behind
 controller_node (RosAgent), through the same trial runner and safety filter.
+
+An agent runs a batch of trials (`run_many`) in any order, on any of its arms, and returns them
+in the order asked: a trial's result does not depend on where or when it ran, since each trial's
+noise is drawn by the trainer from the trial's own seed and every trial starts with a reset.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -21,19 +25,36 @@ class TrialFailed(RuntimeError):
 
 
 @dataclass(frozen=True)
+class TrialRequest:
+    """One trial to run: the condition, the controller, and a label for logs and recordings."""
+
+    condition: Condition
+    controller: ControllerSpec
+    sample: int = 0
+
+
+@dataclass(frozen=True)
 class Trial:
-    """One recorded trajectory: X [T, dX] states, U [T, dU] the actions actually applied."""
+    """One recorded trajectory: X [T, dX] states, U [T, dU] the actions actually applied,
+    stamps [T] the state stamps [s] (the arm's clock), arm: where it ran."""
 
     X: np.ndarray
     U: np.ndarray
+    stamps: np.ndarray
+    arm: str
 
 
 class Agent(Protocol):
-    def run(self, condition: Condition, controller: ControllerSpec) -> Trial:
-        """Run the controller for the experiment's T steps from the condition's initial pose."""
+    def run_many(self, requests: Sequence[TrialRequest]) -> list[Trial]:
+        """Run every request (the experiment's T steps from its condition's initial pose);
+        the trials come back in the order of the requests. Raises TrialFailed."""
         ...
 
     def close(self) -> None: ...
+
+
+def run_one(agent: Agent, condition: Condition, controller: ControllerSpec) -> Trial:
+    return agent.run_many([TrialRequest(condition, controller)])[0]
 
 
 def trial_spec(exp: Experiment, condition: Condition, controller: ControllerSpec) -> TrialSpec:

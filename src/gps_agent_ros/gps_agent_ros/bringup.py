@@ -7,7 +7,8 @@ and gets SIGTERM from the kernel when this process dies without a word (SIGKILL,
 PR_SET_PDEATHSIG), so no node outlives the run that started it.
 On a ROS 2 install, `ros2 launch gps_agent_ros sim.launch.py` starts the same nodes.
 
-    gps-bringup config/ur5e_reach.yaml [--namespace arm0] [--mode lockstep|realtime] [--domain-id N]
+    gps-bringup config/ur5e_reach.yaml [--namespace arm0 ...] [--arms K] [--mode lockstep|realtime]
+                [--domain-id N]
 
 From Python, `parameters` overrides or adds node parameters on top of those derived from the
 experiment, e.g. Bringup(cfg, mode='realtime', parameters={'sim_node': {'publish_rate_hz': 20.0}}).
@@ -100,8 +101,9 @@ class Bringup:
         pfile = self.log_dir / 'params.yaml'
         pfile.write_text(yaml.safe_dump(params_file(self.params, self.namespace)))
         for name in self.params:
+            # a lockstep simulator's /clock stays in its namespace: several arms share a domain
             cmd = [node_executable(name), '--ros-args', '--params-file', str(pfile),
-                   '-r', f'__ns:=/{self.namespace}']
+                   '-r', f'__ns:=/{self.namespace}', '-r', f'/clock:=/{self.namespace}/clock']
             log = open(self.log_dir / f'{name}.log', 'wb')
             self.procs[name] = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                                 preexec_fn=_die_with_parent(os.getpid()))
@@ -110,10 +112,18 @@ class Bringup:
 
     def check(self) -> None:
         """Raise if a node died (with the tail of its log)."""
+        if (why := self.dead()) is not None:
+            raise BringupError(why)
+
+    def dead(self) -> str | None:
+        """Why this arm's nodes are not all running (a node exited: which, its code, its log's
+        tail), or None."""
         for name, proc in self.procs.items():
             if proc.poll() is not None:
-                tail = (self.log_dir / f'{name}.log').read_text(errors='replace')[-2000:]
-                raise BringupError(f'{name} exited with code {proc.returncode}; log {self.log_dir / name}.log:\n{tail}')
+                tail = (self.log_dir / f'{name}.log').read_text(errors='replace')[-1500:]
+                return (f'{name} in /{self.namespace} exited with code {proc.returncode}; log '
+                        f'{self.log_dir / name}.log:\n{tail}')
+        return None
 
     def stop(self, timeout_s: float = 5.0) -> None:
         for sig, wait in ((signal.SIGINT, timeout_s), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
@@ -136,34 +146,55 @@ class Bringup:
         self.stop()
 
 
+def arm_namespaces(arms: int | None, namespaces: list[str] | None) -> list[str]:
+    """--arms K -> arm0 .. arm{K-1}; else the --namespace values given (default: arm0)."""
+    if arms is not None:
+        if namespaces:
+            raise ValueError('give --arms or --namespace, not both')
+        if arms < 1:
+            raise ValueError(f'--arms must be >= 1, got {arms}')
+        return [f'arm{i}' for i in range(arms)]
+    names = [n.strip('/') for n in (namespaces or ['arm0'])]
+    if len(set(names)) != len(names):
+        raise ValueError(f'--namespace values repeat: {names}')
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog='gps-bringup', description='Run sim_node + controller_node for one arm.')
+    p = argparse.ArgumentParser(prog='gps-bringup', description='Run sim_node + controller_node per arm.')
     p.add_argument('experiment', type=Path)
-    p.add_argument('--namespace', default='arm0')
+    p.add_argument('--namespace', action='append', help='arm namespace (repeat for several arms; default arm0)')
+    p.add_argument('--arms', type=int, default=None, help='K arms: namespaces arm0 .. arm{K-1}')
     p.add_argument('--mode', choices=['lockstep', 'realtime'], default='lockstep')
     p.add_argument('--domain-id', type=int, default=None, help='ROS_DOMAIN_ID (default: inherited)')
     p.add_argument('--log-dir', type=Path, default=None)
     args = p.parse_args(argv)
     try:
+        namespaces = arm_namespaces(args.arms, args.namespace)
         cfg = load_experiment(args.experiment)
         from gps_agent_ros.validate import validate_experiment
         validate_experiment(cfg)
-    except ConfigError as err:
+    except (ConfigError, ValueError) as err:
         print(f'gps-bringup: {err}', file=sys.stderr)
         return 2
-    with Bringup(cfg, args.namespace, args.mode, args.log_dir, args.domain_id) as bringup:
-        print(f'gps-bringup: /{bringup.namespace}: sim_node + controller_node running '
-              f'(ROS_DOMAIN_ID={bringup.env.get("ROS_DOMAIN_ID", "0")}, logs in {bringup.log_dir}); Ctrl-C stops',
-              flush=True)
-        try:
-            while True:
+    log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix='gps_bringup_'))
+    bringups = [Bringup(cfg, ns, args.mode, log_dir / ns, args.domain_id).start() for ns in namespaces]
+    print(f'gps-bringup: sim_node + controller_node running in {", ".join("/" + ns for ns in namespaces)} '
+          f'(ROS_DOMAIN_ID={bringups[0].env.get("ROS_DOMAIN_ID", "0")}, logs in {log_dir}); Ctrl-C stops',
+          flush=True)
+    try:
+        while True:
+            for bringup in bringups:
                 bringup.check()
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            print('gps-bringup: stopping', flush=True)
-        except BringupError as err:
-            print(f'gps-bringup: {err}', file=sys.stderr)
-            return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print('gps-bringup: stopping', flush=True)
+    except BringupError as err:
+        print(f'gps-bringup: {err}', file=sys.stderr)
+        return 1
+    finally:
+        for bringup in bringups:
+            bringup.stop()
     return 0
 
 

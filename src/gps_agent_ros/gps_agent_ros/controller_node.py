@@ -175,8 +175,8 @@ class ControllerNode(Node):
             self._reset_client.remove_pending_request(self._reset_future)
             self._reset_future = None
 
-    def feedback(self, step: int) -> None:
-        self._feedback.step = step
+    def feedback(self, step: int, phase: str) -> None:
+        self._feedback.step, self._feedback.phase = step, phase
         self._goal.publish_feedback(self._feedback)
 
     def finished(self, outcome: TrialOutcome) -> None:

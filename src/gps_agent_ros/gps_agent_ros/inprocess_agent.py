@@ -7,7 +7,11 @@ here as it does through the graph, and seeded trials are bit-identical either wa
 """
 from __future__ import annotations
 
-from gps_agent_ros.agent import Trial, TrialFailed, trial_spec
+from typing import Sequence
+
+import numpy as np
+
+from gps_agent_ros.agent import Trial, TrialFailed, TrialRequest, trial_spec
 from gps_agent_ros.experiment import Condition, Experiment
 from gps_agent_ros.sim_arm import CommandKind, SimArm, SimArmConfig
 from gps_controllers.linear_gaussian_controller import InvalidController
@@ -28,6 +32,9 @@ class InProcessAgent:
         self.safety = SafetyFilter.from_urdf(experiment.urdf_path, self.joints,
                                              velocity_margin=DEFAULT_VELOCITY_MARGIN, command_interface='effort')
 
+    def run_many(self, requests: Sequence[TrialRequest]) -> list[Trial]:
+        return [self.run(r.condition, r.controller) for r in requests]
+
     def run(self, condition: Condition, controller: ControllerSpec) -> Trial:
         exp = self.experiment
         try:
@@ -47,7 +54,7 @@ class InProcessAgent:
             step += 1
         if runner.status != TrialStatus.COMPLETED:
             raise TrialFailed(f'{condition.name}: trial ended {runner.status.name}: {runner.reason}')
-        return Trial(runner.X.copy(), runner.U.copy())
+        return Trial(runner.X.copy(), runner.U.copy(), np.arange(plan.horizon) * plan.dt, 'inprocess')
 
     def close(self) -> None:
         self.sim.close()

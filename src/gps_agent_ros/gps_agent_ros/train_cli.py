@@ -21,7 +21,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help='inprocess: PyBullet in this process; ros: through sim_node + controller_node over DDS')
     p.add_argument('--attach', action='store_true',
                    help='(--agent ros) use nodes already running instead of starting them')
-    p.add_argument('--namespace', default='arm0', help='(--agent ros) arm namespace')
+    p.add_argument('--namespace', action='append', default=None,
+                   help='(--agent ros) arm namespace; repeat for several arms (default arm0)')
+    p.add_argument('--arms', type=int, default=None,
+                   help='(--agent ros) K arms sampling in parallel: namespaces arm0 .. arm{K-1}')
     p.add_argument('--domain-id', type=int, default=None, help='(--agent ros) ROS_DOMAIN_ID for this run')
     p.add_argument('--out', type=Path, default=None, help='output folder (default: runs/<experiment>)')
     p.add_argument('--iterations', type=int, default=None, help='override the YAML iteration count')
@@ -78,7 +81,13 @@ def _train_ros(cfg, out: Path, args: argparse.Namespace) -> int:
             return 2
         os.environ['ROS_DOMAIN_ID'] = str(args.domain_id)
     from gps_agent_ros.trainer_node import run_ros_training   # rclpy only for this agent
-    rc = run_ros_training(cfg, out, args.namespace, attach=args.attach, progress=lambda s: print(s, flush=True))
+    from gps_agent_ros.bringup import arm_namespaces
+    try:
+        namespaces = arm_namespaces(args.arms, args.namespace)
+    except ValueError as err:
+        print(f'gps-train: {err}', file=sys.stderr)
+        return 2
+    rc = run_ros_training(cfg, out, namespaces, attach=args.attach, progress=lambda s: print(s, flush=True))
     if rc == 0:
         _summary(out)
     return rc

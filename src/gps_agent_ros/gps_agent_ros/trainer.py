@@ -1,10 +1,15 @@
 """The GPS training loop: sample every condition with its controller, update, report.
 
-Agent-agnostic: the in-process PyBullet agent and the ROS 2 action client both plug in here, so
-both produce the same metrics.json, checkpoints and plot. The algorithm is the YAML's
-algorithm.type: traj_opt (local controllers only), mdgps or badmm (plus a neural-network policy,
-evaluated alone and noiseless on the training and test conditions every iteration, and exported
-with the checkpoints).
+Agent-agnostic: the in-process PyBullet agent and the ROS 2 arms both plug in here, so both
+produce the same metrics.json, checkpoints, recordings and report. The algorithm is the YAML's
+algorithm.type: traj_opt (local controllers only), mdgps, badmm or pigps (plus a neural-network
+policy, evaluated alone and noiseless on the training and test conditions every iteration, and
+exported with the checkpoints).
+
+Each iteration's trials (conditions x samples, then the network's evaluation) go to the agent
+as one batch, which may run them on several arms in any order. A trial's exploration noise is
+drawn from its own seed, SeedSequence(seed, spawn_key=(iteration, kind, condition, sample)), so
+its result does not depend on which arm ran it or when: one arm and four give the same numbers.
 """
 from __future__ import annotations
 
@@ -12,20 +17,24 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from gps_agent_ros.agent import Agent
-from gps_agent_ros.experiment import Experiment
-from gps_agent_ros.policy_rollouts import policy_final_distances, sample_network
+from gps_agent_ros.agent import Agent, Trial, TrialRequest
+from gps_agent_ros.experiment import Condition, Experiment
+from gps_agent_ros.recording import TrialRecorder
 from gps_agent_ros.report import write_plot
-from gps_controllers.trial_spec import LinearGaussianSpec
+from gps_agent_ros.report_html import write_report
+from gps_controllers.trial_spec import ControllerSpec, LinearGaussianSpec, NetworkSpec
 from gps_core.algorithms import make_algorithm
 from gps_core.checkpoint import save_checkpoint
 from gps_core.config import to_dict
-from gps_core.policies import LinearGaussianPolicy, smoothed_noise
+from gps_core.policies import smoothed_noise
 from gps_core.samples import SampleBatch
+
+# spawn_key[1] of a trial's noise seed
+NOISE_CONTROLLER, NOISE_NETWORK = 0, 1
 
 
 @dataclass
@@ -34,7 +43,7 @@ class Metrics:
     agent: str
     iterations: list[dict] = field(default_factory=list)
     solved_at_iteration: int | None = None         # all training conditions' samples within success_distance
-    policy_solved_at_iteration: int | None = None  # the network alone on all training conditions (mdgps, badmm)
+    policy_solved_at_iteration: int | None = None  # the network alone on all training conditions
     policy_evaluation_agent: str | None = None     # where the network's trials ran: 'ros' | 'inprocess'
 
     def write(self, path: Path) -> None:
@@ -43,83 +52,159 @@ class Metrics:
         tmp.replace(path)
 
 
-def sample_condition(agent: Agent, exp: Experiment, m: int, policy: LinearGaussianPolicy, n: int,
-                     rng: np.random.Generator) -> SampleBatch:
-    """n trials of condition m, each with fresh smoothed noise folded into k."""
-    T, dU = policy.T, policy.dU
-    sigma = exp.config.algorithm.init.smooth_noise_sigma
-    trials = [agent.run(exp.conditions[m], LinearGaussianSpec(policy.K, policy.fold_noise(smoothed_noise(rng, T, dU, sigma))))
-              for _ in range(n)]
-    return SampleBatch(np.stack([t.X for t in trials]), np.stack([t.U for t in trials]))
+def trial_rng(seed: int, iteration: int, kind: int, condition: int, sample: int) -> np.random.Generator:
+    """The generator of one trial's noise: a function of the trial's identity only."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(iteration, kind, condition, sample)))
+
+
+class Trainer:
+    """Runs an experiment's iterations on an agent and writes everything to `out`."""
+
+    def __init__(self, exp: Experiment, agent: Agent, agent_name: str, out: Path,
+                 progress: Callable[[str], None] = print,
+                 on_iteration: Callable[[dict, list[SampleBatch]], None] | None = None):
+        cfg = exp.config
+        self.exp, self.agent, self.out = exp, agent, Path(out)
+        self.progress, self.on_iteration = progress, on_iteration
+        self.costs = exp.costs()
+        # the algorithm's own randomness (GMM initialization, minibatches): not the trials' noise
+        self.algorithm = make_algorithm(cfg, self.costs, exp.init_policies(),
+                                        np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(0,))))
+        self.network = self.algorithm.network if hasattr(self.algorithm, 'network') else None
+        if self.network is not None:
+            import torch
+            # minibatches of a small MLP: one thread measured ~6x faster than two (thread hand-off dominates)
+            torch.set_num_threads(1)
+        self.metrics = Metrics(cfg.experiment, agent_name,
+                               policy_evaluation_agent=agent_name if self.network is not None else None)
+        self.first_paths: list[np.ndarray] | None = None
+
+    # --------------------------------------------------------------- the loop
+    def train(self, iterations: int) -> Metrics:
+        exp, cfg = self.exp, self.exp.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.progress(f'{cfg.experiment} ({cfg.algorithm.type}): {len(exp.conditions)} conditions'
+                      f'{f" + {len(exp.test_conditions)} test" if self.network is not None else ""}, T={cfg.T}, '
+                      f'dX={exp.dX}, dU={exp.dU}, {cfg.samples_per_condition} samples/condition, {iterations} '
+                      f'iterations -> {self.out}')
+        for it in range(1, iterations + 1):
+            self.iteration(it, iterations)
+        return self.metrics
+
+    def iteration(self, it: int, iterations: int) -> dict:
+        exp, cfg, algorithm = self.exp, self.exp.config, self.algorithm
+        threshold = cfg.algorithm.success_distance
+        recorder = TrialRecorder(self.out, it, overwrite=True)
+        try:
+            t0 = time.perf_counter()
+            batches = self._sample(it, recorder)
+            sampling = time.perf_counter() - t0
+            dist = [float(np.mean(exp.final_distance(b.X))) for b in batches]
+            cost = float(np.mean([self.costs[m].eval(b.X, b.U).l.sum(axis=1).mean() for m, b in enumerate(batches)]))
+            stats = algorithm.iteration(batches)
+            record = {'iteration': it, 'samples': sum(b.N for b in batches), 'mean_cost': cost,
+                      'final_ee_distance': dist, 'seconds': {'sampling': sampling, **stats.seconds},
+                      'kl': stats.kl, 'kl_step': stats.kl_step, 'eta': stats.eta, 'step_mult': stats.step_mult,
+                      **stats.extra}
+            line = self._evaluate_policy(it, record, recorder) if self.network is not None else ''
+            recorder.close()
+        except BaseException:
+            recorder.discard()
+            raise
+        solved = all(d <= threshold for d in dist)
+        if solved and self.metrics.solved_at_iteration is None:
+            self.metrics.solved_at_iteration = it
+        self.metrics.iterations.append(record)
+        self._save(it, stats, batches)
+        if self.on_iteration is not None:
+            self.on_iteration(record, batches)
+        self.progress(f'iter {it:2d}/{iterations}  cost {cost:9.2f}  final distance [m] '
+                      + ' '.join(f'{d:.3f}' for d in dist) + ('  SOLVED' if solved else '') + line
+                      + f'  (sampling {sampling:.1f} s, ' + ', '.join(f'{k} {v:.2f} s' for k, v in stats.seconds.items()) + ')')
+        return record
+
+    # --------------------------------------------------------------- sampling
+    def _sample(self, it: int, recorder: TrialRecorder) -> list[SampleBatch]:
+        """Every condition's samples, from its controller or (on-policy) from the network."""
+        exp, cfg = self.exp, self.exp.config
+        n, T, dU = cfg.samples_per_condition, cfg.T, exp.dU
+        sigma = cfg.algorithm.init.smooth_noise_sigma
+        on_policy = self.algorithm.samples_from_network if self.network is not None else False
+        requests = []
+        if on_policy:
+            from gps_core.policies.spec import policy_spec
+            spec, chol = policy_spec(self.network), np.linalg.cholesky(self.network.covar_np())
+        for m, pol in enumerate(self.algorithm.policies):
+            for i in range(n):
+                if on_policy:   # u = mu(o) + chol(Sigma_pi) eps, eps smoothed
+                    eps = smoothed_noise(trial_rng(cfg.seed, it, NOISE_NETWORK, m, i), T, dU, sigma) @ chol.T
+                    controller: ControllerSpec = NetworkSpec(spec, eps)
+                else:
+                    eps = smoothed_noise(trial_rng(cfg.seed, it, NOISE_CONTROLLER, m, i), T, dU, sigma)
+                    controller = LinearGaussianSpec(pol.K, pol.fold_noise(eps))
+                requests.append(TrialRequest(exp.conditions[m], controller, i))
+        trials = self.agent.run_many(requests)
+        self._record(recorder, requests, trials, 'network' if on_policy else 'controller')
+        return [SampleBatch(np.stack([t.X for t in trials[m * n:(m + 1) * n]]),
+                            np.stack([t.U for t in trials[m * n:(m + 1) * n]])) for m in range(len(exp.conditions))]
+
+    def _evaluate_policy(self, it: int, record: dict, recorder: TrialRecorder) -> str:
+        """Noiseless trials of the network alone on the training and test conditions; adds their
+        final distances to the record; returns a progress-line fragment."""
+        from gps_core.policies.spec import policy_spec
+        exp, threshold = self.exp, self.exp.config.algorithm.success_distance
+        t0 = time.perf_counter()
+        spec = NetworkSpec(policy_spec(self.network))
+        conditions: list[Condition] = exp.conditions + exp.test_conditions
+        requests = [TrialRequest(c, spec) for c in conditions]
+        trials = self.agent.run_many(requests)
+        self._record(recorder, requests, trials, 'network alone')
+        d = [float(exp.final_distance(t.X[None])[0]) for t in trials]
+        train_d, test_d = d[:len(exp.conditions)], d[len(exp.conditions):]
+        record['policy_final_ee_distance'] = train_d
+        line = '  | policy ' + ' '.join(f'{v:.3f}' for v in train_d)
+        if test_d:
+            record['policy_test_final_ee_distance'] = test_d
+            record['policy_test_success_rate'] = float(np.mean([v <= threshold for v in test_d]))
+            line += f'  test {sum(v <= threshold for v in test_d)}/{len(test_d)} within {threshold} m'
+        if all(v <= threshold for v in train_d) and self.metrics.policy_solved_at_iteration is None:
+            self.metrics.policy_solved_at_iteration = it
+        record['seconds']['policy_eval'] = time.perf_counter() - t0
+        return line
+
+    def _record(self, recorder: TrialRecorder, requests: list[TrialRequest], trials: list[Trial], kind: str) -> None:
+        joints, nj = self.exp.config.robot.joints, self.exp.dU
+        for r, t in zip(requests, trials):
+            recorder.write_trial(arm=t.arm, condition=r.condition.name, sample=r.sample, joint_names=joints,
+                                 q=t.X[:, :nj], qd=t.X[:, nj:2 * nj], U=t.U, stamps=t.stamps,
+                                 extra={'controller': kind})
+
+    # ---------------------------------------------------------------- outputs
+    def _save(self, it: int, stats: Any, batches: list[SampleBatch]) -> None:
+        cfg, out = self.exp.config, self.out
+        if self.network is not None:
+            from gps_core.policies.export import export_policy   # torch: only for network algorithms
+            export_policy(self.network, out / 'checkpoints', f'policy_iteration_{it:03d}')
+        save_checkpoint(out / 'checkpoints', it, self.algorithm.policies,
+                        {'eta': stats.eta, 'step_mult': stats.step_mult}, to_dict(cfg))
+        self.metrics.write(out / 'metrics.json')
+        threshold = cfg.algorithm.success_distance
+        write_plot(self.metrics.iterations, threshold, out / 'training.png')
+        paths = [self._ee_path(m, b.X) for m, b in enumerate(batches)]
+        if self.first_paths is None:
+            self.first_paths = paths
+        write_report(out / 'report.html', self.metrics.__dict__, threshold=threshold,
+                     targets=[c.targets[0] for c in self.exp.conditions],
+                     paths={self.metrics.iterations[0]['iteration']: self.first_paths, it: paths},
+                     condition_names=[c.name for c in self.exp.conditions], algorithm=cfg.algorithm.type)
+
+    def _ee_path(self, m: int, X: np.ndarray) -> np.ndarray:
+        """[N, T, 3] positions of the first end-effector point (base frame) in the samples X."""
+        return X[:, :, self.exp.encoder.ee_slice][:, :, :3] + self.exp.conditions[m].targets[0]
 
 
 def train(exp: Experiment, agent: Agent, agent_name: str, out: Path, iterations: int,
           progress: Callable[[str], None] = print,
-          on_iteration: Callable[[dict], None] | None = None) -> Metrics:
-    cfg = exp.config
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(cfg.seed)
-    costs = exp.costs()
-    algorithm = make_algorithm(cfg, costs, exp.init_policies(), rng)
-    network = getattr(algorithm, 'network', None)
-    if network is not None:
-        import torch
-        # minibatches of a small MLP: one thread measured ~6x faster than two (thread hand-off dominates)
-        torch.set_num_threads(1)
-    metrics = Metrics(cfg.experiment, agent_name, policy_evaluation_agent=agent_name if network is not None else None)
-    threshold = cfg.algorithm.success_distance
-    progress(f'{cfg.experiment} ({cfg.algorithm.type}): {len(exp.conditions)} conditions'
-             f'{f" + {len(exp.test_conditions)} test" if network is not None else ""}, T={cfg.T}, dX={exp.dX}, '
-             f'dU={exp.dU}, {cfg.samples_per_condition} samples/condition, {iterations} iterations -> {out}')
-    for it in range(1, iterations + 1):
-        t0 = time.perf_counter()
-        on_policy = getattr(algorithm, 'samples_from_network', False)
-        batches = [sample_network(agent, exp, m, network, cfg.samples_per_condition, rng) if on_policy
-                   else sample_condition(agent, exp, m, pol, cfg.samples_per_condition, rng)
-                   for m, pol in enumerate(algorithm.policies)]
-        sampling = time.perf_counter() - t0
-        dist = [float(np.mean(exp.final_distance(b.X))) for b in batches]
-        cost = float(np.mean([costs[m].eval(b.X, b.U).l.sum(axis=1).mean() for m, b in enumerate(batches)]))
-        stats = algorithm.iteration(batches)
-        record = {'iteration': it, 'samples': sum(b.N for b in batches), 'mean_cost': cost,
-                  'final_ee_distance': dist,
-                  'seconds': {'sampling': sampling, **stats.seconds},
-                  'kl': stats.kl, 'kl_step': stats.kl_step, 'eta': stats.eta, 'step_mult': stats.step_mult,
-                  **stats.extra}
-        solved = all(d <= threshold for d in dist)
-        if solved and metrics.solved_at_iteration is None:
-            metrics.solved_at_iteration = it
-        line = ''
-        if network is not None:
-            line = _evaluate_policy(agent, exp, network, record, threshold)
-            if all(d <= threshold for d in record['policy_final_ee_distance']) and metrics.policy_solved_at_iteration is None:
-                metrics.policy_solved_at_iteration = it
-            from gps_core.policies.export import export_policy   # torch: only for network algorithms
-            export_policy(network, out / 'checkpoints', f'policy_iteration_{it:03d}')
-        metrics.iterations.append(record)
-        save_checkpoint(out / 'checkpoints', it, algorithm.policies,
-                        {'eta': stats.eta, 'step_mult': stats.step_mult}, to_dict(cfg))
-        metrics.write(out / 'metrics.json')
-        if on_iteration is not None:
-            on_iteration(record)
-        write_plot(metrics.iterations, threshold, out / 'training.png')
-        progress(f'iter {it:2d}/{iterations}  cost {cost:9.2f}  final distance [m] '
-                 + ' '.join(f'{d:.3f}' for d in dist) + ('  SOLVED' if solved else '') + line
-                 + f'  (sampling {sampling:.1f} s, ' + ', '.join(f'{k} {v:.2f} s' for k, v in stats.seconds.items()) + ')')
-    return metrics
-
-
-def _evaluate_policy(agent: Agent, exp: Experiment, network, record: dict, threshold: float) -> str:
-    """Noiseless rollouts of the network alone: adds the policy distances to the record; returns
-    a progress-line fragment."""
-    t0 = time.perf_counter()
-    train_d = policy_final_distances(agent, exp, exp.conditions, network)
-    record['policy_final_ee_distance'] = train_d
-    line = '  | policy ' + ' '.join(f'{d:.3f}' for d in train_d)
-    if exp.test_conditions:
-        test_d = policy_final_distances(agent, exp, exp.test_conditions, network)
-        record['policy_test_final_ee_distance'] = test_d
-        record['policy_test_success_rate'] = float(np.mean([d <= threshold for d in test_d]))
-        line += f'  test {sum(d <= threshold for d in test_d)}/{len(test_d)} within {threshold} m'
-    record['seconds']['policy_eval'] = time.perf_counter() - t0
-    return line
+          on_iteration: Callable[[dict, list[SampleBatch]], None] | None = None) -> Metrics:
+    """Train for `iterations` iterations (see Trainer)."""
+    return Trainer(exp, agent, agent_name, out, progress, on_iteration).train(iterations)

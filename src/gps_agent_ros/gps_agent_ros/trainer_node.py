@@ -38,31 +38,34 @@ class TrainerNode(Node):
         self.cost_pub = self.create_publisher(Float64, 'gps/cost', 10)
         self.distance_pub = self.create_publisher(Float64MultiArray, 'gps/final_distance', 10)
 
-    def publish_iteration(self, record: dict) -> None:
+    def publish_iteration(self, record: dict, _batches=None) -> None:
         self.cost_pub.publish(Float64(data=float(record['mean_cost'])))
         self.distance_pub.publish(Float64MultiArray(data=[float(d) for d in record['final_ee_distance']]))
 
 
-def run_ros_training(cfg: ExperimentConfig, out: Path, namespace: str = 'arm0', attach: bool = False,
-                     progress=print) -> int:
-    """Train through the graph; unless attach, start sim_node + controller_node first (bringup).
+def run_ros_training(cfg: ExperimentConfig, out: Path, namespaces: list[str] | str = ('arm0',),
+                     attach: bool = False, progress=print) -> int:
+    """Train through the graph on the arms in `namespaces` (all busy at once); unless attach,
+    start a sim_node + controller_node pair in each first (logs in OUT/logs/<namespace>).
 
     The caller's environment decides ROS_DOMAIN_ID; DDS discovery stays on this host unless
     ROS_AUTOMATIC_DISCOVERY_RANGE says otherwise.
     """
+    namespaces = [namespaces] if isinstance(namespaces, str) else list(namespaces)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    bringup = None if attach else Bringup(cfg, namespace, log_dir=out / 'logs').start()
+    bringups = {} if attach else {ns: Bringup(cfg, ns, log_dir=out / 'logs' / ns).start() for ns in namespaces}
     rclpy.init()
     node = TrainerNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     agent = None
     try:
-        if bringup is not None:
-            progress(f'bringup: sim_node + controller_node in /{namespace} '
-                     f'(ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}, logs in {bringup.log_dir})')
+        if bringups:
+            progress(f'bringup: sim_node + controller_node in {", ".join("/" + ns for ns in namespaces)} '
+                     f'(ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}, logs in {out / "logs"})')
         exp = Experiment(cfg)
-        agent = RosAgent(node, executor, exp, namespace, health_check=bringup.check if bringup else None)
+        health = (lambda ns: bringups[ns].dead()) if bringups else None
+        agent = RosAgent(node, executor, exp, namespaces, arm_health=health)
         train(exp, agent, 'ros', out, cfg.iterations, progress=progress, on_iteration=node.publish_iteration)
         return 0
     except (TrialFailed, BringupError) as err:
@@ -74,7 +77,7 @@ def run_ros_training(cfg: ExperimentConfig, out: Path, namespace: str = 'arm0', 
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
-        if bringup is not None:
+        for bringup in bringups.values():
             bringup.stop()
 
 
@@ -99,7 +102,7 @@ def main(args: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f'trainer_node: {err}', file=sys.stderr)
         return 2
-    return run_ros_training(cfg, out, namespaces[0], attach=True,
+    return run_ros_training(cfg, out, namespaces, attach=True,
                             progress=lambda s: print(s, flush=True))
 
 

@@ -41,7 +41,8 @@ from gps_controllers.state_encoder import StateEncoder
 from gps_controllers.trial_runner import TrialRunner, TrialStatus
 from gps_controllers.trial_spec import TrialPlan, TrialSpec, plan_trial
 
-FEEDBACK_EVERY = 10     # steps between feedback messages
+FEEDBACK_EVERY = 10     # steps between feedback messages while running
+HEARTBEAT_S = 0.5       # and at least this often in every phase (a liveness signal for the client)
 
 
 class Phase(Enum):
@@ -100,7 +101,8 @@ class ArmPort(Protocol):
     def cancel_reset(self) -> None:
         """Forget the reset request in flight (its answer, if any, is then ignored)."""
 
-    def feedback(self, step: int) -> None: ...
+    def feedback(self, step: int, phase: str) -> None:
+        """Progress of the active trial (steps run so far, the phase's name)."""
 
     def finished(self, outcome: TrialOutcome) -> None:
         """The trial ended; the arm has been sent a zero command."""
@@ -123,6 +125,7 @@ class TrialLifecycle:
         self._deadline = 0.0          # of the current waiting phase (steady clock)
         self._start_stamp = 0.0       # the reset answer's stamp
         self._last_state = 0.0        # steady time of the newest joint_states (STARTING/RUNNING)
+        self._last_feedback = 0.0     # steady time of the last feedback
         # the newest joint_states seen outside RUNNING (a lockstep simulator publishes the reset
         # state once, possibly before the reset answer arrives)
         self._q, self._qd = np.zeros(n_joints), np.zeros(n_joints)
@@ -166,6 +169,7 @@ class TrialLifecycle:
             self._finish(TrialStatus.INVALID_CONTROLLER, str(exc), spec.condition if spec else '')
             return
         self._enter(Phase.FLUSHING, now + self._timeouts.flush_s)
+        self._last_feedback = now
 
     def on_state(self, q: np.ndarray, qd: np.ndarray, stamp: float, now: float) -> None:
         """joint_states (q, qd [nj] in the robot's joint order; stamp: its header stamp)."""
@@ -177,7 +181,7 @@ class TrialLifecycle:
                 self._port.publish(u)
                 runner.mark_published(self._clock())
                 if runner.steps % FEEDBACK_EVERY == 0:
-                    self._port.feedback(runner.steps)
+                    self._feedback(now)
             if runner.done:
                 self._end_run()
             return
@@ -208,7 +212,9 @@ class TrialLifecycle:
         self._try_run()
 
     def on_tick(self, now: float) -> None:
-        """Periodic: deadlines of the waiting phases, stale joint_states."""
+        """Periodic: deadlines of the waiting phases, stale joint_states, the heartbeat."""
+        if self.phase is not Phase.IDLE and now - self._last_feedback >= HEARTBEAT_S:
+            self._feedback(now)
         if self.phase in (Phase.STARTING, Phase.RUNNING):
             age = now - self._last_state
             if age > self._timeouts.stale_s:
@@ -263,6 +269,10 @@ class TrialLifecycle:
             self._port.cancel_reset()
             self._finish(TrialStatus.RESET_FAILED, f'reset service {self._service} did not answer within '
                          f'{self._timeouts.reset_s:g} s')
+
+    def _feedback(self, now: float) -> None:
+        self._last_feedback = now
+        self._port.feedback(self._runner.steps if self._runner is not None else 0, self.phase.value)
 
     def _try_run(self) -> None:
         """STARTING: run from the newest state if it shows the arm after the reset."""
