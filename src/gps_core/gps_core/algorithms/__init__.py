@@ -1,6 +1,8 @@
-"""GPS algorithms: trajectory-centric RL (TrajOpt); MDGPS and BADMM (neural-network policies, in
-gps_core.algorithms.mdgps / .badmm, which import torch); make_algorithm picks by config."""
+"""GPS algorithms: trajectory-centric RL (TrajOpt); MDGPS, BADMM and PIGPS (neural-network policies, in
+gps_core.algorithms.mdgps / .badmm / .pigps, which import torch); make_algorithm picks by config;
+all are GPSAlgorithms (gps_core.algorithms.base)."""
+from gps_core.algorithms.base import GPSAlgorithm, IterationStats
 from gps_core.algorithms.factory import make_algorithm
-from gps_core.algorithms.traj_opt import ConditionState, IterationStats, TrajOptAlgorithm
+from gps_core.algorithms.traj_opt import ConditionState, TrajOptAlgorithm
 
-__all__ = ['ConditionState', 'IterationStats', 'TrajOptAlgorithm', 'make_algorithm']
+__all__ = ['ConditionState', 'GPSAlgorithm', 'IterationStats', 'TrajOptAlgorithm', 'make_algorithm']

@@ -19,6 +19,7 @@ penalized objective.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,8 @@ from gps_core.traj_opt.lqr import forward_pass
 
 
 class BADMMAlgorithm(PolicyAlgorithmBase):
+    KIND = 'badmm'
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         T, dU = self.policies[0].T, self.policies[0].dU
@@ -63,6 +66,21 @@ class BADMMAlgorithm(PolicyAlgorithmBase):
         stats.extra['pol_wt_mean'] = [float(w.mean()) for w in self.pol_wt]
         self._advance()
         return stats
+
+    def _variant_state(self) -> dict[str, Any]:
+        """The duals: per condition lambda [T, dU] and the KL weights nu [T]."""
+        return {'lambda': [a.copy(order='K') for a in self.lambda_k],
+                'pol_wt': [a.copy(order='K') for a in self.pol_wt]}
+
+    def _load_variant_state(self, state: dict[str, Any]) -> None:
+        T, dU = self.policies[0].T, self.policies[0].dU
+        lam, wt = state.get('lambda'), state.get('pol_wt')
+        M = len(self.conditions)
+        if (not isinstance(lam, list) or not isinstance(wt, list) or len(lam) != M or len(wt) != M
+                or any(np.shape(a) != (T, dU) for a in lam) or any(np.shape(a) != (T,) for a in wt)):
+            raise ValueError(f'training state: BADMM needs {M} duals lambda [{T}, {dU}] and weights nu [{T}]')
+        self.lambda_k = [np.array(a, dtype=float, order='K') for a in lam]
+        self.pol_wt = [np.array(a, dtype=float, order='K') for a in wt]
 
     def _badmm_policy_step(self, controllers: list[LinearGaussianPolicy], stats: IterationStats) -> None:
         shifts = [-np.linalg.solve(self.pol_wt[m][:, None, None] * c.inv_pol_covar, self.lambda_k[m][:, :, None])[:, :, 0]

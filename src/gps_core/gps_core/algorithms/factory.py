@@ -4,10 +4,9 @@ torch is imported only for the neural-network algorithms, so trajectory-centric 
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from gps_core.algorithms.base import GPSAlgorithm
 from gps_core.algorithms.traj_opt import TrajOptAlgorithm
 from gps_core.config import ExperimentConfig
 from gps_core.costs.base import Cost
@@ -15,7 +14,7 @@ from gps_core.policies.linear_gaussian import LinearGaussianPolicy
 
 
 def make_algorithm(cfg: ExperimentConfig, costs: list[Cost], init_policies: list[LinearGaussianPolicy],
-                   rng: np.random.Generator) -> Any:
+                   rng: np.random.Generator) -> GPSAlgorithm:
     """TrajOptAlgorithm, MDGPSAlgorithm or BADMMAlgorithm. The network's initial weights and
     minibatches come from a torch.Generator seeded with the experiment seed."""
     kind = cfg.algorithm.type

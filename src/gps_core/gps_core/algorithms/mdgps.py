@@ -28,6 +28,8 @@ from gps_core.traj_opt.kl_lqr import estimate_cost
 
 
 class MDGPSAlgorithm(PolicyAlgorithmBase):
+    KIND = 'mdgps'
+
     @property
     def samples_from_network(self) -> bool:
         return self.config.mdgps.sample_on_policy and self.iteration_count > 0

@@ -40,6 +40,8 @@ class PIGPSAlgorithm(PolicyAlgorithmBase):
     """Takes the same arguments as MDGPSAlgorithm plus the PI2 settings; dynamics and traj_opt
     are accepted for a uniform constructor and unused (PI2 needs no model)."""
 
+    KIND = 'pigps'
+
     def __init__(self, config: AlgorithmConfig, dynamics: DynamicsConfig, traj_opt: TrajOptConfig,
                  policy: PolicyConfig, costs: list[Cost], init_policies: list[LinearGaussianPolicy],
                  rng: np.random.Generator, generator: torch.Generator, dO: int | None = None,

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from gps_core.algorithms.local_models import expand_batch_cost, fit_dynamics_with_prior
-from gps_core.algorithms.traj_opt import ConditionState, IterationStats
+from gps_core.algorithms.base import STATE_FORMAT, IterationStats, check_state_header
+from gps_core.algorithms.plain_state import (cost_from_state, cost_state, dynamics_from_state, dynamics_state,
+                                            numpy_rng_state, policy_from_state, policy_state, restore_numpy_rng)
+from gps_core.algorithms.traj_opt import ConditionState
 from gps_core.config import AlgorithmConfig, DynamicsConfig
 from gps_core.costs.base import Cost
 from gps_core.dynamics.gmm_prior import DynamicsPriorGMM
@@ -36,9 +40,9 @@ class Snapshot:
 
     sampled: LinearGaussianPolicy         # the controller its samples came from
     new: LinearGaussianPolicy             # the controller its trajectory step produced
-    pol_lin: LinearGaussianPolicy         # the network linearized around its samples
-    dyn: LinearGaussianDynamics
-    cost: CostExpansion
+    pol_lin: LinearGaussianPolicy | None  # the network linearized around its samples
+    dyn: LinearGaussianDynamics | None    # (PIGPS: no models; no pol_lin while it samples the controllers)
+    cost: CostExpansion | None
 
 
 @dataclass
@@ -58,7 +62,13 @@ def observations(batch: SampleBatch) -> np.ndarray:
 
 
 class PolicyAlgorithmBase:
-    """Holds the conditions, the trajectory optimizer and the policy optimizer (the network)."""
+    """Holds the conditions, the trajectory optimizer and the policy optimizer (the network).
+
+    A GPSAlgorithm; subclasses name themselves in KIND and add what only they carry through
+    `_variant_state` / `_load_variant_state`.
+    """
+
+    KIND = ''
 
     def __init__(self, config: AlgorithmConfig, dynamics: DynamicsConfig, traj_opt: TrajOptConfig,
                  policy: PolicyConfig, costs: list[Cost], init_policies: list[LinearGaussianPolicy],
@@ -151,3 +161,66 @@ class PolicyAlgorithmBase:
             cond.prev = Snapshot(cond.local.policy, cond.new_policy, cond.pol_lin, cond.dyn, cond.cost)
             cond.local.policy = cond.new_policy
         self.iteration_count += 1
+
+    # ------------------------------------------------------------ checkpoints (plain data)
+    def _state_header(self) -> dict[str, Any]:
+        p = self.conditions[0].local.policy
+        return {'format': STATE_FORMAT, 'algorithm': self.KIND, 'conditions': len(self.conditions),
+                'T': p.T, 'dX': p.dX, 'dU': p.dU, 'dO': self.network.dO, 'network': self.network.architecture()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """header; iteration_count; rng (the numpy Generator's state); policy_opt (network, Adam,
+        normalization, minibatch generator: PolicyOpt.state_dict); variant (what the subclass adds,
+        e.g. BADMM's duals); per condition: controller, dynamics_prior, eta, step_mult,
+        policy_prior (window + GMM) and previous (None before the first iteration, else the
+        Snapshot the next step-size rule reads: sampled, new, pol_lin, dynamics, cost).
+
+        Taken between iterations. This iteration's batch is not kept (the next iteration replaces
+        it before reading it); its dyn, cost, pol_lin and new_policy are the Snapshot's."""
+        return {'header': self._state_header(), 'iteration_count': self.iteration_count,
+                'rng': numpy_rng_state(self.rng), 'policy_opt': self.policy_opt.state_dict(),
+                'variant': self._variant_state(),
+                'conditions': [_condition_state(c) for c in self.conditions]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Refuses a state of another algorithm, shape or network (naming the mismatch) before
+        changing anything."""
+        check_state_header(state, self._state_header())
+        conditions = [self._condition_from_state(c) for c in state['conditions']]
+        self._load_variant_state(state['variant'])
+        self.policy_opt.load_state_dict(state['policy_opt'])
+        restore_numpy_rng(self.rng, state['rng'])
+        self.conditions, self.iteration_count = conditions, int(state['iteration_count'])
+
+    def _variant_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_variant_state(self, state: dict[str, Any]) -> None:
+        if state:
+            raise ValueError(f'training state: {self.KIND} carries no {sorted(state)}')
+
+    def _condition_from_state(self, state: dict[str, Any]) -> PolicyConditionState:
+        prior = DynamicsPriorGMM(self.dynamics_config.prior)
+        prior.load_state_dict(state['dynamics_prior'])
+        pol_prior = PolicyPriorGMM(self.policy_config.prior, self.policy_config.regularization)
+        pol_prior.load_state_dict(state['policy_prior'])
+        local = ConditionState(policy_from_state(state['controller']), prior, float(state['eta']),
+                               float(state['step_mult']))
+        p = state['previous']
+        if p is None:
+            return PolicyConditionState(local, pol_prior)
+        prev = Snapshot(policy_from_state(p['sampled']), policy_from_state(p['new']), policy_from_state(p['pol_lin']),
+                        dynamics_from_state(p['dynamics']), cost_from_state(p['cost']))
+        # after _advance these are the same objects as the snapshot's
+        return PolicyConditionState(local, pol_prior, None, prev.dyn, prev.cost, prev.pol_lin, prev.new, prev)
+
+
+def _condition_state(cond: PolicyConditionState) -> dict[str, Any]:
+    local, prev = cond.local, cond.prev
+    return {'controller': policy_state(local.policy), 'dynamics_prior': local.prior.state_dict(),
+            'eta': float(local.eta), 'step_mult': float(local.step_mult),
+            'policy_prior': cond.pol_prior.state_dict(),
+            'previous': None if prev is None else {
+                'sampled': policy_state(prev.sampled), 'new': policy_state(prev.new),
+                'pol_lin': policy_state(prev.pol_lin), 'dynamics': dynamics_state(prev.dyn),
+                'cost': cost_state(prev.cost)}}

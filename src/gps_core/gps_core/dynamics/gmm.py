@@ -330,3 +330,39 @@ class GMM:
         del within
         Phi *= 0.5
         return mu0, Phi, np.ones(B), np.ones(B)
+
+    # ------------------------------------------------------------ checkpoints (plain data)
+    _PARAMS = ('weights', 'means', 'covariances', 'chol', 'logdet', 'center')
+
+    def state_dict(self) -> dict:
+        """The fitted parameters with their factors, and the last fit's data [M, D] and final
+        E-step [M, K] that the next warm start reuses: copies, so refits do not change it."""
+        p = self._params
+        params = None if p is None else {
+            **{name: getattr(p, name).copy(order='K') for name in self._PARAMS},
+            'whiten': [{'end': int(e), 'W': w.copy(order='K')} for e, w in p.whiten]}
+        return {'reg': self.reg, 'params': params, 'last_data': _copy(self._last_data),
+                'last_log_joint': _copy(self._last_log_joint), 'n_iter': int(self.n_iter),
+                'converged': bool(self.converged), 'log_likelihood': float(self.log_likelihood)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if float(state['reg']) != self.reg:
+            raise ValueError(f'training state: a GMM with reg={state["reg"]!r}, this one has reg={self.reg!r}')
+        p = state['params']
+        params = None
+        if p is not None:
+            params = GMMParams(**{name: np.array(p[name], order='K') for name in self._PARAMS},
+                               whiten=tuple((int(b['end']), np.array(b['W'], order='K')) for b in p['whiten']))
+            K, D = params.means.shape
+            if (params.weights.shape != (K,) or params.covariances.shape != (K, D, D)
+                    or params.chol.shape != (K, D, D) or params.logdet.shape != (K,) or params.center.shape != (D,)):
+                raise ValueError(f'training state: GMM parameters disagree with means [{K}, {D}]')
+        self._params, self._last_data = params, _copy(state['last_data'])
+        self._last_log_joint = _copy(state['last_log_joint'])
+        self.n_iter, self.converged = int(state['n_iter']), bool(state['converged'])
+        self.log_likelihood = float(state['log_likelihood'])
+
+
+def _copy(a: np.ndarray | None) -> np.ndarray | None:
+    """A copy with the same memory layout (the next E-step's BLAS calls then see the same strides)."""
+    return None if a is None else np.array(a, order='K')

@@ -135,3 +135,21 @@ class DynamicsPriorGMM:
         diff = X0 - mean
         s = float(self.config.strength)
         return mean, s * (diff.T @ diff) / X0.shape[0], s, s
+
+    # ------------------------------------------------------------ checkpoints (plain data)
+    def state_dict(self) -> dict:
+        """The sample window (None before the first update) and its GMM, as copies."""
+        return {'X': _copy(self._X), 'U': _copy(self._U), 'gmm': self.gmm.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        X, U = _copy(state['X']), _copy(state['U'])
+        if (X is None) != (U is None) or (
+                X is not None and (X.ndim != 3 or U.ndim != 3 or X.shape[:2] != U.shape[:2])):
+            raise ValueError('training state: the dynamics prior window must be X [N, T, dX] and U [N, T, dU] '
+                             f'or empty; got {None if X is None else X.shape}, {None if U is None else U.shape}')
+        self.gmm.load_state_dict(state['gmm'])
+        self._X, self._U = X, U
+
+
+def _copy(a: np.ndarray | None) -> np.ndarray | None:
+    return None if a is None else np.array(a, order='K')

@@ -12,6 +12,7 @@ Sigma_pi, minimizing sum_i w_i KL(pi_theta(.|o_i) || p_i(.|x_i)) splits into
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,6 +87,45 @@ class PolicyOpt:
     def _full_loss(self, o: torch.Tensor, mu: torch.Tensor, prc: torch.Tensor, w: torch.Tensor) -> float:
         with torch.no_grad():
             return float(precision_weighted_loss(self.network(o), mu, prc, w))
+
+
+    # ------------------------------------------------------------ checkpoints (plain data)
+    def state_dict(self) -> dict:
+        """Network weights and buffers, Adam state (torch tensors, as torch's own state_dicts),
+        whether the input normalization is fitted, the train/eval mode, and the minibatch
+        generator's state [n] uint8. Copies: later updates do not change it."""
+        net = self.network
+        return {'architecture': net.architecture(),
+                'network': {k: v.detach().clone() for k, v in net.state_dict().items()},
+                'optimizer': _clone(self.optimizer.state_dict()),
+                'normalization_fitted': bool(self.normalization_fitted),
+                'training': bool(net.training),
+                'generator': self.generator.get_state().numpy().copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Refuses a state of another architecture, naming both."""
+        arch = self.network.architecture()
+        if state['architecture'] != arch:
+            raise ValueError(f'training state: the network is {state["architecture"]}, this run builds {arch}')
+        gen = state['generator']
+        current = self.generator.get_state()
+        if not isinstance(gen, np.ndarray) or gen.dtype != np.uint8 or gen.shape != tuple(current.shape):
+            raise ValueError(f'training state: the minibatch generator state must be uint8 {tuple(current.shape)}')
+        self.network.load_state_dict(_clone(state['network']))
+        # cloned: Adam keeps the loaded tensors as its state and updates them in place
+        self.optimizer.load_state_dict(_clone(state['optimizer']))
+        self.normalization_fitted = bool(state['normalization_fitted'])
+        self.network.train(bool(state['training']))
+        self.generator.set_state(torch.from_numpy(gen.copy()))
+
+
+def _clone(tree: Any) -> Any:
+    """Deep copy of a torch state_dict (nested dicts, lists, tuples; tensors cloned)."""
+    if isinstance(tree, dict):
+        return {k: _clone(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_clone(v) for v in tree)
+    return tree.detach().clone() if isinstance(tree, torch.Tensor) else tree
 
 
 def _validate(dO: int, dU: int, obs: np.ndarray, tgt_mu: np.ndarray, tgt_prc: np.ndarray,

@@ -89,3 +89,21 @@ class PolicyPriorGMM:
         N, T = X.shape[:2]
         pol_mu = mean_fn(np.asarray(obs, dtype=float).reshape(N * T, -1)).reshape(N, T, -1)
         return self.linearize(X, pol_mu, pol_covar)
+
+    # ------------------------------------------------------------ checkpoints (plain data)
+    def state_dict(self) -> dict:
+        """The window of states and observations (None before the first samples) and its GMM."""
+        return {'X': _copy(self._X), 'obs': _copy(self._obs), 'gmm': self.gmm.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        X, obs = _copy(state['X']), _copy(state['obs'])
+        if (X is None) != (obs is None) or (
+                X is not None and (X.ndim != 3 or obs.ndim != 3 or X.shape[:2] != obs.shape[:2])):
+            raise ValueError('training state: the policy prior window must be X [N, T, dX] and obs [N, T, dO] '
+                             f'or empty; got {None if X is None else X.shape}, {None if obs is None else obs.shape}')
+        self.gmm.load_state_dict(state['gmm'])
+        self._X, self._obs = X, obs
+
+
+def _copy(a: np.ndarray | None) -> np.ndarray | None:
+    return None if a is None else np.array(a, order='K')
