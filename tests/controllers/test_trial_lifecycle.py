@@ -34,6 +34,7 @@ class FakePort:
         self.feedback_steps: list[int] = []
         self.feedback_phases: list[str] = []
         self.outcomes: list[TrialOutcome] = []
+        self.commanders: list[str] = []
 
     def publish(self, u):
         self.commands.append(np.array(u))
@@ -47,6 +48,9 @@ class FakePort:
     def request_reset(self, joint_names, q0):
         assert tuple(joint_names) == JOINTS
         self.reset_requests.append(np.array(q0))
+
+    def other_commanders(self):
+        return list(self.commanders)
 
     def cancel_reset(self):
         self.reset_cancels += 1
@@ -311,3 +315,27 @@ def test_heartbeat_in_every_phase(life, port, robot):
     assert port.feedback_phases[-1] == "starting"
     feed(life, 10, now=1.72)          # the 10th step: feedback for progress, not for time
     assert port.feedback_phases[-1] == "running" and port.feedback_steps[-1] == 10
+
+
+def test_another_commander_or_a_foreign_reset_ends_the_trial(port, robot):
+    life = TrialLifecycle(port, 6, TIMEOUTS, clock=lambda: 0.0, track_resets=True)
+    life.set_robot(*robot)
+    to_starting(life, port, robot)
+    life.on_reset_seen(0.0)                 # the event of our own request, arriving late
+    feed(life, 3)
+    assert life.phase is Phase.RUNNING
+    port.commanders = ["/intruder"]
+    life.on_tick(0.05)                      # looked at every INTEGRITY_CHECK_S
+    assert life.phase is Phase.RUNNING
+    life.on_tick(0.11)
+    assert port.outcome.status is TrialStatus.ABORTED_INTERFERENCE and "/intruder" in port.outcome.reason
+    assert_zero_last(port)
+
+    port.commanders = []
+    to_starting(life, port, robot, now=1.0)
+    life.on_reset_seen(1.0)                 # ours
+    feed(life, 3, now=1.0)
+    life.on_reset_seen(1.05)                # someone else's
+    assert port.outcomes[-1].status is TrialStatus.ABORTED_INTERFERENCE
+    assert "reset during the trial" in port.outcomes[-1].reason
+    assert_zero_last(port)

@@ -421,7 +421,7 @@ def test_stale_joint_states_abort(arm, targets):
     t0 = time.monotonic()
     result = arm.run(goal(targets, np.zeros((T, DU, DX)), np.full((T, DU), 1.0)))
     assert result.status == RunTrial.Result.STATUS_ABORTED_STALE_STATE
-    assert "no joint_states" in result.reason and "6 of 50" in result.reason, result.reason
+    assert "/joint_states for" in result.reason and "6 of 50" in result.reason, result.reason
     assert result.steps == 6 and time.monotonic() - t0 > 0.4
     X, U = result_to_arrays(result)
     assert X.shape == (6, DX) and np.all(U == 1.0)

@@ -304,7 +304,9 @@ def test_realtime_watchdog_zeroes_a_stale_command(realtime: Probe):
     realtime.spin_for(0.1)
     realtime.publish([math.nan] * 6)   # dropped: must not refresh the watchdog either
     realtime.publish([1.0])
-    zeroed = lambda: any(t >= t_pub and list(m.effort) == [0.0] * 6 for t, m in realtime.states)  # noqa: E731
+    def zeroed() -> bool:   # a zero effort after the command's
+        efforts = [list(m.effort) for t, m in realtime.states if t >= t_pub]
+        return cmd in efforts and [0.0] * 6 in efforts[efforts.index(cmd):]
     assert realtime.spin_until(zeroed, 5.0), 'effort not zeroed after the command went stale'
     realtime.spin_for(0.1)
     seen = [(t, list(m.effort)) for t, m in realtime.states if t >= t_pub]

@@ -26,6 +26,7 @@ from gps_core.policies import smoothed_noise
 from gps_core.policies.nn_policy import PolicyNetwork
 from gps_core.policies.spec import policy_spec
 from gps_interfaces.action import RunTrial
+from gps_interfaces.srv import ResetArm
 
 REPO = Path(__file__).resolve().parents[2]
 CFG = load_experiment(REPO / 'config' / 'ur5e_reach.yaml')
@@ -198,6 +199,42 @@ def test_killing_the_controller_mid_trial_zeroes_the_torque(tmp_path):
         zeroed = next(t for t, e in probe.efforts if t >= killed and e[0] == 0.0)
         # command_timeout_s (0.25 s) + scheduling of three processes on a loaded 2-core machine
         assert zeroed - killed <= 0.25 + 0.75
+    finally:
+        probe.close()
+        bringup.stop()
+
+
+@pytest.mark.parametrize('intrusion', ['publisher', 'reset'])
+def test_a_trial_someone_else_disturbs_is_not_trusted(tmp_path, intrusion):
+    """Another process commanding the arm or resetting it during a trial: the trial ends
+    ABORTED_INTERFERENCE with the reason (and the trainer would not train on it)."""
+    ns = f'graph_intrusion_{intrusion}_{os.getpid()}'
+    bringup = Bringup(CFG, ns, 'realtime', tmp_path).start()
+    probe = Probe(ns, bringup)
+    try:
+        exp = probe.exp
+        k = np.tile([2.0, 0.0, 0.0, 0.0, 0.0, 0.0], (CFG.T, 1))       # 5 s of arm time
+        handle = probe.accepted(lg_goal(exp, 0, np.zeros((CFG.T, exp.dU, exp.dX)), k))
+        result_future = handle.get_result_async()
+        probe.spin_until(lambda: probe.efforts and probe.efforts[-1][1][0] == 2.0, 10.0, 'the trial to run')
+        if intrusion == 'publisher':
+            intruder = probe.node.create_publisher(Float64MultiArray, f'/{ns}/forward_effort_controller/commands', 10)
+            intruder.publish(Float64MultiArray(data=[10.0] * 6))
+            words = ['another publisher on the command topic', 'probe_']
+        else:
+            client = probe.node.create_client(ResetArm, f'/{ns}/reset')
+            probe.spin_until(client.service_is_ready, 10.0, 'the reset service')
+            client.call_async(ResetArm.Request(joint_names=list(CFG.robot.joints),
+                                               joint_positions=list(exp.conditions[1].q0)))
+            words = ['reset during the trial']
+        probe.spin_until(result_future.done, 10.0, 'the trial to end')
+        result = result_future.result().result
+        assert result.status == RunTrial.Result.STATUS_ABORTED_INTERFERENCE, result.reason
+        for w in words:
+            assert w in result.reason, result.reason
+        assert result.steps < CFG.T
+        probe.spin_for(0.3)
+        assert np.all(probe.commands[-1] == 0.0)
     finally:
         probe.close()
         bringup.stop()

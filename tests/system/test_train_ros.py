@@ -220,3 +220,125 @@ def test_killing_the_trainer_mid_policy_trial_stops_the_arm(tmp_path):
         node.destroy_node()
         executor.shutdown()
         rclpy.shutdown(context=context)
+
+
+def test_sigkill_mid_sampling_then_resume_equals_an_uninterrupted_run(tmp_path):
+    """SIGKILL gps-train --agent ros while iteration 2 samples: no node process is left, and
+    --resume continues to metrics and controllers identical to an uninterrupted run."""
+    out = tmp_path / 'run'
+    env = dict(os.environ, ROS_DOMAIN_ID=str(101 + (os.getpid() + 13) % 100))
+    cmd = [sys.executable, '-m', 'gps_agent_ros.train_cli', str(UR5E), '--agent', 'ros', '--out', str(out),
+           '--iterations', '3']
+    trainer = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / 'logs' / 'arm0' / 'controller_node.log'
+    try:
+        deadline = time.monotonic() + 180.0
+        while not ((out / 'checkpoints' / 'state_001').is_dir() and log.read_text().count('ended COMPLETED') >= 23):
+            assert trainer.poll() is None and time.monotonic() < deadline, 'iteration 2 never started sampling'
+            time.sleep(0.05)
+        pids = _node_pids(out / 'logs' / 'arm0' / 'params.yaml')
+        assert len(pids) == 2
+        trainer.kill()
+        trainer.wait(timeout=10)
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+    end = time.monotonic() + 10.0
+    while any(Path(f'/proc/{pid}').exists() and b'zombie' not in _status(pid) for pid in pids) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not [pid for pid in pids if Path(f'/proc/{pid}').exists() and b'zombie' not in _status(pid)], \
+        'a node outlived gps-train'
+    assert not (out / 'checkpoints' / 'state_002').exists()
+    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 2     # never mixed: refused
+    resumed = subprocess.run(cmd + ['--resume'], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert 'resuming at iteration 2' in resumed.stdout
+
+    assert gps_train([str(UR5E), '--agent', 'inprocess', '--out', str(tmp_path / 'ip'), '--iterations', '3']) == 0
+    assert _numbers(json.loads((out / 'metrics.json').read_text())) == \
+        _numbers(json.loads((tmp_path / 'ip' / 'metrics.json').read_text()))
+    _, a, _ = load_checkpoint(out / 'checkpoints' / 'iteration_003.npz')
+    _, b, _ = load_checkpoint(tmp_path / 'ip' / 'checkpoints' / 'iteration_003.npz')
+    assert all(np.array_equal(x.K, y.K) and np.array_equal(x.k, y.k) for x, y in zip(a, b))
+
+
+def _status(pid: int) -> bytes:
+    try:
+        return Path(f'/proc/{pid}/status').read_bytes().lower()
+    except OSError:
+        return b'zombie'
+
+
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_stops_cleanly_with_one_line(tmp_path, sig):
+    out = tmp_path / 'run'
+    env = dict(os.environ, ROS_DOMAIN_ID=str(101 + (os.getpid() + 29 + sig) % 100))
+    trainer = subprocess.Popen([sys.executable, '-m', 'gps_agent_ros.train_cli', str(UR5E), '--agent', 'ros',
+                                '--out', str(out), '--iterations', '2', '--namespace', 'arm_stop'],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=int(env['ROS_DOMAIN_ID']))
+    node = rclpy.create_node('command_probe', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    commands: list[np.ndarray] = []
+    node.create_subscription(Float64MultiArray, '/arm_stop/forward_effort_controller/commands',
+                             lambda m: commands.append(np.array(m.data)), 100)
+    log = out / 'logs' / 'arm_stop' / 'controller_node.log'
+    try:
+        deadline = time.monotonic() + 120.0
+        while not (log.exists() and log.read_text().count('ended COMPLETED') >= 3):
+            assert trainer.poll() is None and time.monotonic() < deadline, 'no trial ran'
+            executor.spin_once(timeout_sec=0.05)
+        pids = _node_pids(out / 'logs' / 'arm_stop' / 'params.yaml')
+        trainer.send_signal(sig)
+        _, err = trainer.communicate(timeout=30)
+        for _ in range(20):
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+        node.destroy_node()
+        executor.shutdown()
+        rclpy.shutdown(context=context)
+    assert trainer.returncode == 128 + sig
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == [f'gps-train: {signal.Signals(sig).name}: stopped; no iteration was complete'], err
+    assert not [p for p in pids if Path(f'/proc/{p}').exists() and b'zombie' not in _status(p)]
+    assert commands and not commands[-1].any(), 'the arm was not left at zero'
+
+
+@pytest.mark.parametrize('fault', ['controller_hangs', 'sim_killed'])
+def test_a_node_fault_under_attach_fails_within_seconds_naming_the_node(tmp_path, fault):
+    """Nodes started elsewhere (--attach): a hung controller_node (SIGSTOP) or a killed sim_node
+    ends the run within 5 s with a message naming what went silent."""
+    from gps_agent_ros.bringup import Bringup
+    ns = f'arm_fault_{fault}_{os.getpid()}'
+    env = dict(os.environ, ROS_DOMAIN_ID=str(101 + (os.getpid() + 41 + len(fault)) % 100))
+    bringup = Bringup(load_experiment(UR5E), ns, log_dir=tmp_path / 'nodes',
+                      domain_id=int(env['ROS_DOMAIN_ID'])).start()
+    trainer = subprocess.Popen([sys.executable, '-m', 'gps_agent_ros.train_cli', str(UR5E), '--agent', 'ros',
+                                '--attach', '--namespace', ns, '--out', str(tmp_path / 'run'), '--iterations', '2'],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / 'nodes' / 'controller_node.log'
+    victim = bringup.procs['controller_node' if fault == 'controller_hangs' else 'sim_node']
+    try:
+        deadline = time.monotonic() + 120.0
+        while log.read_text().count('ended COMPLETED') < 3:
+            assert trainer.poll() is None and time.monotonic() < deadline, 'no trial ran'
+            time.sleep(0.05)
+        victim.send_signal(signal.SIGSTOP if fault == 'controller_hangs' else signal.SIGKILL)
+        faulted = time.monotonic()
+        output, _ = trainer.communicate(timeout=30)
+        took = time.monotonic() - faulted
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+        victim.send_signal(signal.SIGCONT)
+        bringup.stop()
+    assert trainer.returncode == 1, output
+    # what went silent, named: the controller, or the sim's states (mid-trial) or its reset service
+    named = ([f'controller_node at /{ns}/run_trial sent nothing'] if fault == 'controller_hangs'
+             else [f'/{ns}/joint_states for', f'reset service /{ns}/reset did not answer'])
+    assert any(w in output.splitlines()[-1] for w in named), output
+    assert took < 5.0, f'the fault was reported {took:.1f} s after it happened'

@@ -24,23 +24,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
-from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future
 from sensor_msgs.msg import JointState
+from service_msgs.msg import ServiceEventInfo
 from std_msgs.msg import Bool, Float64MultiArray, String
 
 from gps_agent_ros.controller_params import declare_controller_parameters, resolve_path, robot_model
 from gps_agent_ros.conversions import (JointStateReader, run_trial_result, time_to_seconds,
                                        to_float64_multi_array, trial_spec_from_goal)
-from gps_agent_ros.node_runtime import spin_until_signal, spin_while
+from gps_agent_ros.node_runtime import run_node, spin_while
 from gps_agent_ros.ur_reset import RobotProgramMonitor
 from gps_controllers.trial_lifecycle import LifecycleTimeouts, TrialLifecycle, TrialOutcome
 from gps_controllers.trial_runner import TrialStatus
@@ -63,7 +61,8 @@ class ControllerNode(Node):
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         timeouts = LifecycleTimeouts(stale_s=p["stale_timeout_s"], reset_s=p["reset_timeout_s"])
         self._reset_name = self.resolve_service_name(p["reset_service"])
-        self._lifecycle = TrialLifecycle(self, len(p["joints"]), timeouts, self._clock_s, self._reset_name)
+        self._lifecycle = TrialLifecycle(self, len(p["joints"]), timeouts, self._clock_s, self._reset_name,
+                                         track_resets=True, state_topic=self.resolve_topic_name("joint_states"))
         self._goal: ServerGoalHandle | None = None    # the goal of the active trial
         self._unreported = 0                           # goals ended whose result is not yet handed over
         self._reset_future: Future | None = None
@@ -73,6 +72,8 @@ class ControllerNode(Node):
         self._cmd_pub = self.create_publisher(Float64MultiArray, f"{p['controller_name']}/commands", 10)
         self.create_subscription(JointState, "joint_states", self._on_joint_states, 10)
         self._reset_client = self.create_client(ResetArm, p["reset_service"])
+        # every request the reset service gets (service introspection): a reset not ours is interference
+        self.create_subscription(ResetArm.Event, f"{p['reset_service']}/_service_event", self._on_reset_event, 10)
         # every goal is executed with its own reporting callback (see finished), never this one
         self._action = ActionServer(self, RunTrial, "run_trial", execute_callback=lambda _h: RunTrial.Result(),
                                     goal_callback=self._on_goal, handle_accepted_callback=self._on_accepted,
@@ -97,12 +98,12 @@ class ControllerNode(Node):
         self.get_logger().info(f"robot: {len(self._params['joints'])} joints, {encoder.n_points} end-effector "
                                f"points, dX={encoder.dX}, command limits {np.round(safety.command_limits, 3).tolist()}")
 
-    def _on_description(self, msg: String) -> None:
-        self._pending_description = msg.data
-        if not self._lifecycle.active:  # never swap the model under a trial
-            self._apply_description()
-
-    def _apply_description(self) -> None:
+    def _on_description(self, msg: String | None) -> None:
+        """robot_description arrived (msg), or a trial ended with one pending (None)."""
+        if msg is not None:
+            self._pending_description = msg.data
+        if self._lifecycle.active or self._pending_description is None:
+            return  # never swap the model under a trial
         urdf, self._pending_description = self._pending_description, None
         try:
             self._set_robot(urdf_text=urdf)
@@ -121,6 +122,10 @@ class ControllerNode(Node):
 
     def _on_tick(self) -> None:
         self._lifecycle.on_tick(self._steady_s())
+
+    def _on_reset_event(self, msg: ResetArm.Event) -> None:
+        if msg.info.event_type == ServiceEventInfo.REQUEST_RECEIVED:
+            self._lifecycle.on_reset_seen(self._steady_s())
 
     def _on_program(self, msg: Bool) -> None:
         if self._program.update(msg.data):
@@ -155,6 +160,11 @@ class ControllerNode(Node):
 
     def commands_delivered(self) -> bool:
         return self._cmd_pub.wait_for_all_acked(_NO_WAIT)
+
+    def other_commanders(self) -> list[str]:
+        me = (self.get_name(), self.get_namespace())
+        return [f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in self.get_publishers_info_by_topic(
+            self._cmd_pub.topic_name) if (i.node_name, i.node_namespace) != me]
 
     def reset_service_ready(self) -> bool:
         return self._reset_client.service_is_ready()
@@ -191,8 +201,7 @@ class ControllerNode(Node):
             self.get_logger().warning(f"goal {condition!r} {outcome.summary()}")
         self._unreported += 1
         goal_handle.execute(lambda handle: self._report(handle, outcome.status, result))
-        if self._pending_description is not None:
-            self._apply_description()
+        self._on_description(None)
 
     def _report(self, goal_handle: ServerGoalHandle, status: TrialStatus, result: RunTrial.Result
                 ) -> RunTrial.Result:
@@ -223,27 +232,17 @@ class ControllerNode(Node):
         self.get_logger().warning(f"halted ({reason}): commanding zeros")
 
 
-def main(args: list[str] | None = None) -> int:
-    """Spin on an EventsExecutor until SIGINT/SIGTERM, then zero the arm, end the running trial
-    CANCELLED and hand its result to the client before exiting."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # a network policy runs on one thread
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    try:
-        node = ControllerNode()
-    except ValueError as exc:
-        rclpy.logging.get_logger("controller_node").fatal(str(exc))
-        rclpy.try_shutdown()
-        return 1
-    import torch  # noqa: F401 - now, not in the first policy goal's callback (a 1-2 s stall)
-    executor = EventsExecutor()
-    executor.add_node(node)
-    reason = spin_until_signal(executor)
+def _stop(node: ControllerNode, reason: str, executor) -> None:
+    """Zero the arm, end the running trial CANCELLED and hand its result to the client."""
     node.halt(f"controller node shutting down ({reason})")
     spin_while(executor, lambda: node.busy, 0.5)   # the result handed to the action server
     spin_while(executor, lambda: True, 0.1)        # ... and sent
-    node.destroy_node()
-    rclpy.try_shutdown()
-    return 0
+
+
+def main(args: list[str] | None = None) -> int:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # a network policy runs on one thread
+    import torch  # noqa: F401 - now, not in the first policy goal's callback (a 1-2 s stall)
+    return run_node(ControllerNode, "controller_node", args, _stop)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ def controller_parameters(cfg: ExperimentConfig, command_interface: str = 'effor
         'ee_points': [float(v) for p in robot.ee_points for v in p],
         'command_interface': command_interface,
         'controller_name': f'forward_{command_interface}_controller',
+        # a simulator resets at once: a reset not answered within 1 s means the sim is gone
+        # (a real arm's launch sets the time its trajectory takes instead)
+        'reset_timeout_s': 1.0,
     }
 
 

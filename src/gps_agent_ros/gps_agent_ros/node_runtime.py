@@ -13,6 +13,9 @@ from typing import Callable
 
 import rclpy
 from rclpy.executors import Executor
+from rclpy.experimental import EventsExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 SPIN_TIMEOUT_S = 0.1         # bounds the reaction time to a signal
 
@@ -39,3 +42,27 @@ def spin_while(executor: Executor, condition: Callable[[], bool], timeout_s: flo
     deadline = time.monotonic() + timeout_s
     while condition() and time.monotonic() < deadline and rclpy.ok():
         executor.spin_once(timeout_sec=0.01)
+
+
+def run_node(make: Callable[[], Node], name: str, args: list[str] | None = None,
+             stop: Callable[[Node, str, Executor], None] | None = None) -> int:
+    """A node's main(): build it (a ValueError is a configuration mistake: one fatal line, exit
+    1), spin it on an EventsExecutor until SIGINT/SIGTERM, then `stop(node, reason, executor)`
+    (e.g. zero the arm and let a last result go out) and shut down cleanly: no callback races a
+    context that is already gone."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        node = make()
+    except ValueError as exc:
+        rclpy.logging.get_logger(name).fatal(str(exc))
+        rclpy.try_shutdown()
+        return 1
+    executor = EventsExecutor()
+    executor.add_node(node)
+    reason = spin_until_signal(executor)
+    if stop is not None:
+        stop(node, reason, executor)
+    executor.remove_node(node)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0

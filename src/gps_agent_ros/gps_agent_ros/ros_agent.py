@@ -202,6 +202,12 @@ class RosAgent:
         arm.client.destroy()
 
     def close(self) -> None:
+        """Cancel the trials still running (their arms are zeroed), then let go of the servers."""
+        running = [arm.handle.cancel_goal_async() for arm in self.arms
+                   if arm.job is not None and arm.handle is not None and arm.handle.accepted]
+        end = time.monotonic() + 1.0
+        while running and not all(f.done() for f in running) and time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.02)
         for arm in self.arms:
             arm.client.destroy()
         self.arms = []

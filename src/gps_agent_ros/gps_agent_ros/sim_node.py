@@ -9,7 +9,8 @@ cannot tell sim from real:
               /clock                               rosgraph_msgs/Clock (lockstep mode only)
   subscribes  forward_effort_controller/commands   std_msgs/Float64MultiArray [N m]
               forward_velocity_controller/commands std_msgs/Float64MultiArray [rad/s]
-  service     reset                                gps_interfaces/srv/ResetArm
+  service     reset                                gps_interfaces/srv/ResetArm (introspection on:
+                                                   reset/_service_event announces every request)
 
 Commands are held until replaced (the last one of either kind wins); non-finite or wrong-length
 commands are dropped and logged, as ForwardCommandController does. Unlike it, a command not
@@ -42,27 +43,25 @@ from typing import Any
 
 from builtin_interfaces.msg import Time as TimeMsg
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException
-from rclpy.experimental import EventsExecutor
-from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import qos_profile_services_default
+from rclpy.service_introspection import ServiceIntrospectionState
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 
+from gps_agent_ros.node_runtime import run_node
 from gps_agent_ros.sim_arm import CommandKind, CommandWatchdog, SimArm, SimArmConfig, realtime_substeps
 from gps_interfaces.srv import ResetArm
 
 MODES = ('lockstep', 'realtime')
 _LOG_THROTTLE_S = 1.0
 _NS = 1_000_000_000
-RCLError = _rclpy.RCLError
 
 
 def _doubles(values: np.ndarray) -> array.array:
@@ -105,7 +104,9 @@ class SimNode(Node):
                                  lambda msg: self._on_command(CommandKind.EFFORT, msg), 10)
         self.create_subscription(Float64MultiArray, 'forward_velocity_controller/commands',
                                  lambda msg: self._on_command(CommandKind.VELOCITY, msg), 10)
-        self.create_service(ResetArm, 'reset', self._on_reset)
+        reset = self.create_service(ResetArm, 'reset', self._on_reset)
+        # every request announced on reset/_service_event: a controller sees resets not its own
+        reset.configure_introspection(self.get_clock(), qos_profile_services_default, ServiceIntrospectionState.METADATA)
         if self._lockstep:
             check_period = min(0.05, self._watchdog.timeout_s / 5.0)
             self.create_timer(check_period, self._check_watchdog, clock=self._steady)
@@ -255,30 +256,8 @@ class SimNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = SimNode()
-    except ValueError as err:
-        print(f'sim_node: {err}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    executor = EventsExecutor()
-    executor.add_node(node)
-    try:
-        # not executor.spin(): in these wheels EventsExecutor.spin() busy-waits a whole core and
-        # does not return on SIGINT; spin_once with a timeout sleeps and is woken by shutdown
-        while rclpy.ok():
-            executor.spin_once(timeout_sec=1.0)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RCLError:
-        if rclpy.ok():
-            raise  # a real error; otherwise a callback raced the shutdown
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    """Spin until SIGINT/SIGTERM (rclpy's own handlers off: a callback never races the shutdown)."""
+    return run_node(SimNode, 'sim_node', args)
 
 
 if __name__ == '__main__':

@@ -7,7 +7,10 @@ as a ROS 2 node in this process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -30,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--iterations', type=int, default=None, help='override the YAML iteration count')
     p.add_argument('--seed', type=int, default=None, help='override the YAML seed')
     p.add_argument('--algorithm', choices=ALGORITHMS, default=None, help="override the YAML's algorithm.type")
+    p.add_argument('--resume', action='store_true',
+                   help='continue the run in --out after its last complete iteration (bit-identical to not stopping)')
+    p.add_argument('--overwrite', action='store_true', help='clear a non-empty --out and start again')
     p.add_argument('--allow-unreachable', action='store_true',
                    help='train even if the pre-flight IK finds a target out of reach (a warning instead of an error)')
     return p.parse_args(argv)
@@ -47,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         validate_experiment(cfg)
         out = args.out or Path('runs') / cfg.experiment
         check_output_folder(out)
+        from gps_agent_ros.run_dir import prepare_run_folder
+        resume_from = prepare_run_folder(out, cfg, args.resume, args.overwrite)
         from gps_agent_ros.experiment import Experiment
         from gps_agent_ros.preflight import preflight
         exp = Experiment(cfg)
@@ -56,41 +64,80 @@ def main(argv: list[str] | None = None) -> int:
         print(f'gps-train: {" ".join(str(err).split())}', file=sys.stderr)
         return 2
     if args.agent == 'ros':
-        return _train_ros(cfg, out, args)
+        from gps_agent_ros.bringup import arm_namespaces
+        try:
+            namespaces = arm_namespaces(args.arms, args.namespace)
+            if args.domain_id is not None and not 0 <= args.domain_id <= 232:
+                raise ValueError(f'--domain-id must be in 0..232, got {args.domain_id}')
+        except ValueError as err:
+            print(f'gps-train: {err}', file=sys.stderr)
+            return 2
+    with signals_as_exceptions():
+        try:
+            rc = (_train_ros(cfg, out, args, namespaces, resume_from) if args.agent == 'ros'
+                  else _train_inprocess(exp, out, resume_from))
+        except Interrupted as stop:
+            print(f'gps-train: {stop.name}: stopped{_kept(out)}', file=sys.stderr)
+            return 128 + stop.signum
+    if rc == 0:
+        _summary(out)
+    return rc
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (a BaseException, like KeyboardInterrupt: no `except Exception`
+    swallows it on its way out, and every `finally` on the way stops nodes and zeroes the arm)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum, self.name = signum, signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def signals_as_exceptions():
+    def handler(signum, _frame):
+        raise Interrupted(signum)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _kept(out: Path) -> str:
+    """', iterations 1..N are complete in OUT' (or nothing)."""
+    import json
+    try:
+        n = len(json.loads((out / 'metrics.json').read_text())['iterations'])
+    except (OSError, ValueError, KeyError):
+        return '; no iteration was complete'
+    return f'; iterations 1..{n} are complete in {out}' if n else '; no iteration was complete'
+
+
+def _train_inprocess(exp, out: Path, resume_from: Path | None) -> int:
     from gps_agent_ros.agent import TrialFailed
     from gps_agent_ros.inprocess_agent import InProcessAgent
     from gps_agent_ros.trainer import train
 
     agent = InProcessAgent(exp)
     try:
-        train(exp, agent, args.agent, out, cfg.iterations, progress=lambda s: print(s, flush=True))
+        train(exp, agent, 'inprocess', out, exp.config.iterations, progress=lambda s: print(s, flush=True),
+              resume_from=resume_from)
     except TrialFailed as err:   # e.g. the safety filter aborted an unstable simulation
         print(f'gps-train: {err}', file=sys.stderr)
         return 1
     finally:
         agent.close()
-    _summary(out)
     return 0
 
 
-def _train_ros(cfg, out: Path, args: argparse.Namespace) -> int:
-    import os
+def _train_ros(cfg, out: Path, args: argparse.Namespace, namespaces: list[str], resume_from: Path | None) -> int:
     if args.domain_id is not None:
-        if not 0 <= args.domain_id <= 232:
-            print(f'gps-train: --domain-id must be in 0..232, got {args.domain_id}', file=sys.stderr)
-            return 2
         os.environ['ROS_DOMAIN_ID'] = str(args.domain_id)
     from gps_agent_ros.trainer_node import run_ros_training   # rclpy only for this agent
-    from gps_agent_ros.bringup import arm_namespaces
-    try:
-        namespaces = arm_namespaces(args.arms, args.namespace)
-    except ValueError as err:
-        print(f'gps-train: {err}', file=sys.stderr)
-        return 2
-    rc = run_ros_training(cfg, out, namespaces, attach=args.attach, progress=lambda s: print(s, flush=True))
-    if rc == 0:
-        _summary(out)
-    return rc
+    return run_ros_training(cfg, out, namespaces, attach=args.attach, progress=lambda s: print(s, flush=True),
+                            resume_from=resume_from)
 
 
 def _summary(out: Path) -> None:

@@ -27,8 +27,8 @@ from gps_agent_ros.recording import TrialRecorder
 from gps_agent_ros.report import write_plot
 from gps_agent_ros.report_html import write_report
 from gps_controllers.trial_spec import ControllerSpec, LinearGaussianSpec, NetworkSpec
-from gps_core.algorithms import make_algorithm
-from gps_core.checkpoint import save_checkpoint
+from gps_core.algorithms import GPSAlgorithm, make_algorithm
+from gps_core.checkpoint import load_training_state, save_checkpoint, save_training_state
 from gps_core.config import to_dict
 from gps_core.policies import smoothed_noise
 from gps_core.samples import SampleBatch
@@ -52,6 +52,18 @@ class Metrics:
         tmp.replace(path)
 
 
+def write_experiment(out: Path, cfg) -> None:
+    """OUT/checkpoints/experiment.yaml: the resolved experiment, written when the run starts
+    (what --resume compares against)."""
+    import yaml
+    path = Path(out) / 'checkpoints' / 'experiment.yaml'
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix('.yaml.tmp')
+        tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        tmp.replace(path)
+
+
 def trial_rng(seed: int, iteration: int, kind: int, condition: int, sample: int) -> np.random.Generator:
     """The generator of one trial's noise: a function of the trial's identity only."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(iteration, kind, condition, sample)))
@@ -68,9 +80,9 @@ class Trainer:
         self.progress, self.on_iteration = progress, on_iteration
         self.costs = exp.costs()
         # the algorithm's own randomness (GMM initialization, minibatches): not the trials' noise
-        self.algorithm = make_algorithm(cfg, self.costs, exp.init_policies(),
-                                        np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(0,))))
-        self.network = self.algorithm.network if hasattr(self.algorithm, 'network') else None
+        self.algorithm: GPSAlgorithm = make_algorithm(
+            cfg, self.costs, exp.init_policies(), np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(0,))))
+        self.network = self.algorithm.network
         if self.network is not None:
             import torch
             # minibatches of a small MLP: one thread measured ~6x faster than two (thread hand-off dominates)
@@ -78,16 +90,30 @@ class Trainer:
         self.metrics = Metrics(cfg.experiment, agent_name,
                                policy_evaluation_agent=agent_name if self.network is not None else None)
         self.first_paths: list[np.ndarray] | None = None
+        self.next_iteration = 1
+
+    def resume(self, state_path: Path) -> None:
+        """Continue after the iteration a training state (checkpoints/state_NNN) was saved at:
+        the algorithm's full state, the metrics so far, the report's first paths."""
+        loaded = load_training_state(state_path)
+        self.algorithm.load_state_dict(loaded['state'])
+        extra = loaded['extra']
+        self.metrics = Metrics(**{**extra['metrics'], 'agent': self.metrics.agent,
+                                  'policy_evaluation_agent': self.metrics.policy_evaluation_agent})
+        self.first_paths = [np.asarray(p) for p in extra['first_paths']]
+        self.next_iteration = loaded['iteration'] + 1
 
     # --------------------------------------------------------------- the loop
     def train(self, iterations: int) -> Metrics:
         exp, cfg = self.exp, self.exp.config
         self.out.mkdir(parents=True, exist_ok=True)
+        write_experiment(self.out, cfg)
+        resumed = f', resuming at iteration {self.next_iteration}' if self.next_iteration > 1 else ''
         self.progress(f'{cfg.experiment} ({cfg.algorithm.type}): {len(exp.conditions)} conditions'
                       f'{f" + {len(exp.test_conditions)} test" if self.network is not None else ""}, T={cfg.T}, '
                       f'dX={exp.dX}, dU={exp.dU}, {cfg.samples_per_condition} samples/condition, {iterations} '
-                      f'iterations -> {self.out}')
-        for it in range(1, iterations + 1):
+                      f'iterations -> {self.out}{resumed}')
+        for it in range(self.next_iteration, iterations + 1):
             self.iteration(it, iterations)
         return self.metrics
 
@@ -129,7 +155,7 @@ class Trainer:
         exp, cfg = self.exp, self.exp.config
         n, T, dU = cfg.samples_per_condition, cfg.T, exp.dU
         sigma = cfg.algorithm.init.smooth_noise_sigma
-        on_policy = self.algorithm.samples_from_network if self.network is not None else False
+        on_policy = self.algorithm.samples_from_network
         requests = []
         if on_policy:
             from gps_core.policies.spec import policy_spec
@@ -181,18 +207,23 @@ class Trainer:
 
     # ---------------------------------------------------------------- outputs
     def _save(self, it: int, stats: Any, batches: list[SampleBatch]) -> None:
+        """Everything of iteration `it`; the training state is the commit point (written whole,
+        atomically: --resume continues after the last one there is)."""
         cfg, out = self.exp.config, self.out
+        paths = [self._ee_path(m, b.X) for m, b in enumerate(batches)]
+        if self.first_paths is None:
+            self.first_paths = paths
         if self.network is not None:
             from gps_core.policies.export import export_policy   # torch: only for network algorithms
             export_policy(self.network, out / 'checkpoints', f'policy_iteration_{it:03d}')
         save_checkpoint(out / 'checkpoints', it, self.algorithm.policies,
                         {'eta': stats.eta, 'step_mult': stats.step_mult}, to_dict(cfg))
+        save_training_state(out / 'checkpoints', it, self.algorithm.state_dict(),
+                            {'metrics': dict(self.metrics.__dict__), 'first_paths': self.first_paths})
+        self.next_iteration = it + 1
         self.metrics.write(out / 'metrics.json')
         threshold = cfg.algorithm.success_distance
         write_plot(self.metrics.iterations, threshold, out / 'training.png')
-        paths = [self._ee_path(m, b.X) for m, b in enumerate(batches)]
-        if self.first_paths is None:
-            self.first_paths = paths
         write_report(out / 'report.html', self.metrics.__dict__, threshold=threshold,
                      targets=[c.targets[0] for c in self.exp.conditions],
                      paths={self.metrics.iterations[0]['iteration']: self.first_paths, it: paths},
@@ -205,6 +236,11 @@ class Trainer:
 
 def train(exp: Experiment, agent: Agent, agent_name: str, out: Path, iterations: int,
           progress: Callable[[str], None] = print,
-          on_iteration: Callable[[dict, list[SampleBatch]], None] | None = None) -> Metrics:
-    """Train for `iterations` iterations (see Trainer)."""
-    return Trainer(exp, agent, agent_name, out, progress, on_iteration).train(iterations)
+          on_iteration: Callable[[dict, list[SampleBatch]], None] | None = None,
+          resume_from: Path | None = None) -> Metrics:
+    """Train up to iteration `iterations` (see Trainer), from scratch or after the iteration of
+    the training state `resume_from`."""
+    trainer = Trainer(exp, agent, agent_name, out, progress, on_iteration)
+    if resume_from is not None:
+        trainer.resume(resume_from)
+    return trainer.train(iterations)

@@ -17,6 +17,7 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float64, Float64MultiArray
 
 from gps_agent_ros.bringup import Bringup, BringupError
@@ -35,6 +36,8 @@ class TrainerNode(Node):
         self.declare_parameter('iterations', 0, d(description='0: the YAML value'))
         self.declare_parameter('seed', -1, d(description='-1: the YAML value'))
         self.declare_parameter('namespaces', ['arm0'], d(description='arm namespaces (one RunTrial server each)'))
+        self.declare_parameter('resume', False, d(description='continue the run in out after its last complete iteration'))
+        self.declare_parameter('overwrite', False, d(description='clear a non-empty out first'))
         self.cost_pub = self.create_publisher(Float64, 'gps/cost', 10)
         self.distance_pub = self.create_publisher(Float64MultiArray, 'gps/final_distance', 10)
 
@@ -44,7 +47,7 @@ class TrainerNode(Node):
 
 
 def run_ros_training(cfg: ExperimentConfig, out: Path, namespaces: list[str] | str = ('arm0',),
-                     attach: bool = False, progress=print) -> int:
+                     attach: bool = False, progress=print, resume_from: Path | None = None) -> int:
     """Train through the graph on the arms in `namespaces` (all busy at once); unless attach,
     start a sim_node + controller_node pair in each first (logs in OUT/logs/<namespace>).
 
@@ -54,7 +57,9 @@ def run_ros_training(cfg: ExperimentConfig, out: Path, namespaces: list[str] | s
     namespaces = [namespaces] if isinstance(namespaces, str) else list(namespaces)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     bringups = {} if attach else {ns: Bringup(cfg, ns, log_dir=out / 'logs' / ns).start() for ns in namespaces}
-    rclpy.init()
+    # the caller handles SIGINT/SIGTERM (gps-train: stop, zero the arms, one line); rclpy's own
+    # handlers would shut the context down under the running trials first
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = TrainerNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -66,7 +71,8 @@ def run_ros_training(cfg: ExperimentConfig, out: Path, namespaces: list[str] | s
         exp = Experiment(cfg)
         health = (lambda ns: bringups[ns].dead()) if bringups else None
         agent = RosAgent(node, executor, exp, namespaces, arm_health=health)
-        train(exp, agent, 'ros', out, cfg.iterations, progress=progress, on_iteration=node.publish_iteration)
+        train(exp, agent, 'ros', out, cfg.iterations, progress=progress, on_iteration=node.publish_iteration,
+              resume_from=resume_from)
         return 0
     except (TrialFailed, BringupError) as err:
         progress(f'gps-train: {err}')
@@ -90,6 +96,7 @@ def main(args: list[str] | None = None) -> int:
     iterations = probe.get_parameter('iterations').value or None
     seed = probe.get_parameter('seed').value
     namespaces = list(probe.get_parameter('namespaces').value)
+    resume, overwrite = probe.get_parameter('resume').value, probe.get_parameter('overwrite').value
     probe.destroy_node()
     rclpy.try_shutdown()
     try:
@@ -99,11 +106,13 @@ def main(args: list[str] | None = None) -> int:
         validate_experiment(cfg)
         for warning in preflight(Experiment(cfg)):
             print(f'trainer_node: warning: {warning}', file=sys.stderr, flush=True)
+        from gps_agent_ros.run_dir import prepare_run_folder
+        resume_from = prepare_run_folder(out, cfg, resume, overwrite)
     except ConfigError as err:
         print(f'trainer_node: {err}', file=sys.stderr)
         return 2
     return run_ros_training(cfg, out, namespaces, attach=True,
-                            progress=lambda s: print(s, flush=True))
+                            progress=lambda s: print(s, flush=True), resume_from=resume_from)
 
 
 if __name__ == '__main__':

@@ -33,7 +33,8 @@ from rclpy.action import ActionClient
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_services_default
+from rclpy.service_introspection import ServiceIntrospectionState
 from rclpy.task import Future
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
@@ -110,7 +111,10 @@ class URResetNode(Node):
             latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                  durability=DurabilityPolicy.TRANSIENT_LOCAL)
             self.create_subscription(Bool, program_topic, self._on_program, latched, callback_group=group)
-        self.create_service(ResetArm, 'reset', self._on_reset, callback_group=group)
+        service = self.create_service(ResetArm, 'reset', self._on_reset, callback_group=group)
+        # every request announced on reset/_service_event: controller_node sees resets not its own
+        service.configure_introspection(self.get_clock(), qos_profile_services_default,
+                                        ServiceIntrospectionState.METADATA)
         self.create_timer(_TICK_S, self._on_tick, callback_group=group)
         self.get_logger().info(f'resetting {list(settings.joints)} with the first of {list(settings.reset_controllers)}, '
                                f'trials on {settings.trial_controller}; a reset answers within '

@@ -21,6 +21,11 @@ controller_node turns messages into the events below and the lifecycle's request
                        ▼
                    IDLE               finished(outcome), after a zero command
 
+Integrity: while STARTING or RUNNING, another publisher on the arm's command topic (polled
+through `ArmPort.other_commanders`) or a reset the lifecycle did not ask for (`on_reset_seen`,
+from the reset service's introspection events: exactly one request per trial is ours) ends the
+trial ABORTED_INTERFERENCE: its sample is not what the controller did.
+
 `cancel` and `halt` end any active phase with CANCELLED; after `halt` no goal is accepted and
 only zeros are published. Every way out publishes a zero command before `finished`. Times are
 seconds on a steady clock, passed in with each event; `clock` (the node clock: sim time under a
@@ -43,6 +48,7 @@ from gps_controllers.trial_spec import TrialPlan, TrialSpec, plan_trial
 
 FEEDBACK_EVERY = 10     # steps between feedback messages while running
 HEARTBEAT_S = 0.5       # and at least this often in every phase (a liveness signal for the client)
+INTEGRITY_CHECK_S = 0.1  # how often the command topic's publishers are looked at while running
 
 
 class Phase(Enum):
@@ -101,6 +107,9 @@ class ArmPort(Protocol):
     def cancel_reset(self) -> None:
         """Forget the reset request in flight (its answer, if any, is then ignored)."""
 
+    def other_commanders(self) -> list[str]:
+        """Publishers on the arm's command topic other than this controller (names)."""
+
     def feedback(self, step: int, phase: str) -> None:
         """Progress of the active trial (steps run so far, the phase's name)."""
 
@@ -112,8 +121,12 @@ class TrialLifecycle:
     """One trial at a time on one arm (see the module docstring)."""
 
     def __init__(self, port: ArmPort, n_joints: int, timeouts: LifecycleTimeouts,
-                 clock: Callable[[], float], reset_service: str = 'reset') -> None:
+                 clock: Callable[[], float], reset_service: str = 'reset',
+                 track_resets: bool = False, state_topic: str = 'joint_states') -> None:
+        """track_resets: the reset service's events reach on_reset_seen (count ours);
+        reset_service, state_topic: names for messages."""
         self._port, self._timeouts, self._clock = port, timeouts, clock
+        self._track_resets, self._states = track_resets, state_topic
         self._service = reset_service  # for messages
         self._zeros = np.zeros(n_joints)
         self._encoder: StateEncoder | None = None
@@ -126,6 +139,8 @@ class TrialLifecycle:
         self._start_stamp = 0.0       # the reset answer's stamp
         self._last_state = 0.0        # steady time of the newest joint_states (STARTING/RUNNING)
         self._last_feedback = 0.0     # steady time of the last feedback
+        self._last_integrity = 0.0    # steady time of the last look at the command topic
+        self._own_resets = 0          # reset requests of ours not yet seen in the service's events
         # the newest joint_states seen outside RUNNING (a lockstep simulator publishes the reset
         # state once, possibly before the reset answer arrives)
         self._q, self._qd = np.zeros(n_joints), np.zeros(n_joints)
@@ -215,15 +230,29 @@ class TrialLifecycle:
         """Periodic: deadlines of the waiting phases, stale joint_states, the heartbeat."""
         if self.phase is not Phase.IDLE and now - self._last_feedback >= HEARTBEAT_S:
             self._feedback(now)
+        if self.phase in (Phase.STARTING, Phase.RUNNING) and now - self._last_integrity >= INTEGRITY_CHECK_S:
+            self._last_integrity = now
+            others = self._port.other_commanders()
+            if others:
+                self.abort(TrialStatus.ABORTED_INTERFERENCE, f'another publisher on the command topic: {others}')
+                return
         if self.phase in (Phase.STARTING, Phase.RUNNING):
             age = now - self._last_state
             if age > self._timeouts.stale_s:
                 steps = self._runner.steps if self._runner is not None else 0
                 self.abort(TrialStatus.ABORTED_STALE_STATE,
-                           f'no joint_states for {age:.3f} s (stale timeout {self._timeouts.stale_s:g} s) '
+                           f'no {self._states} for {age:.3f} s (stale timeout {self._timeouts.stale_s:g} s) '
                            f'after {steps} of {self._plan.horizon} steps')
         elif self.phase is not Phase.IDLE:
             self._advance(now)
+
+    def on_reset_seen(self, now: float) -> None:
+        """The reset service received a request (its introspection event), ours or not."""
+        if self._own_resets > 0:
+            self._own_resets -= 1
+        elif self.phase in (Phase.STARTING, Phase.RUNNING):
+            self.abort(TrialStatus.ABORTED_INTERFERENCE, 'the arm was reset during the trial by a request '
+                       'that was not this controller\'s')
 
     def cancel(self, reason: str) -> None:
         """End the active trial with CANCELLED (no effect when idle)."""
@@ -264,6 +293,7 @@ class TrialLifecycle:
                                  f'{self._timeouts.reset_s:g} s')
                 return
             self._enter(Phase.RESETTING, now + self._timeouts.reset_s)
+            self._own_resets = 1 if self._track_resets else 0
             self._port.request_reset(self._encoder.joint_names, self._plan.q0)
         elif self.phase is Phase.RESETTING and now > self._deadline:
             self._port.cancel_reset()
