@@ -1,12 +1,20 @@
-"""Simulated arm + GPS controller (+ trainer): the node graph on a ROS 2 install.
+"""Simulated arm + GPS controller (+ trainer), and what rviz needs to show them.
 
     ros2 launch gps_agent_ros sim.launch.py [experiment:=/path/to/exp.yaml] [namespace:=arm0]
-        [mode:=lockstep|realtime] [train:=true] [out:=runs/ur5e_reach_ros]
+        [mode:=lockstep|realtime] [train:=true] [out:=runs/ur5e_reach_ros] [launch_rviz:=false]
 
-Without launch_ros (PyPI-only machines) `gps-bringup` / `gps-train --agent ros` start the same
+In the arm's namespace: sim_node, controller_node and robot_state_publisher (robot_description
+from the experiment's URDF; it turns the sim's joint_states into TF, so rviz's RobotModel shows
+the arm). trainer_node publishes gps/markers (targets, sampled paths). launch_rviz:=true also
+starts rviz2 with config/gps.rviz (Fixed Frame base_link, the robot of /arm0, /gps/markers; see
+docs/watching.md for another namespace). robot_state_publisher broadcasts on /tf and /tf_static
+without a frame prefix: one arm per domain in rviz.
+
+Without launch_ros (PyPI-only machines) `gps-bringup` / `gps-train --agent ros` start the GPS
 nodes with the same parameters (gps_agent_ros.node_params).
 """
 import os
+from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
@@ -23,18 +31,27 @@ def _nodes(context):
     namespace = LaunchConfiguration('namespace').perform(context)
     mode = LaunchConfiguration('mode').perform(context)
     cfg = load_experiment(experiment)
+    sim_time = mode == 'lockstep'    # the lockstep sim publishes /clock: stamps are sim time
     nodes = [
         Node(package='gps_agent_ros', executable='sim_node', name='sim_node', namespace=namespace,
              parameters=[sim_parameters(cfg, mode)], output='screen'),
         Node(package='gps_agent_ros', executable='controller_node', name='controller_node',
-             namespace=namespace, parameters=[controller_parameters(cfg, use_sim_time=mode == 'lockstep')],
+             namespace=namespace, parameters=[controller_parameters(cfg, use_sim_time=sim_time)],
              output='screen'),
+        Node(package='robot_state_publisher', executable='robot_state_publisher', name='robot_state_publisher',
+             namespace=namespace, output='screen',
+             parameters=[{'robot_description': Path(cfg.resolve(cfg.robot.urdf)).read_text(),
+                          'use_sim_time': sim_time}]),
     ]
     if LaunchConfiguration('train').perform(context).lower() == 'true':
         nodes.append(Node(package='gps_agent_ros', executable='trainer_node', name='trainer_node',
                           parameters=[{'experiment': experiment,
                                        'out': LaunchConfiguration('out').perform(context),
                                        'namespaces': [namespace]}], output='screen'))
+    if LaunchConfiguration('launch_rviz').perform(context).lower() == 'true':
+        rviz_config = os.path.join(get_package_share_directory('gps_agent_ros'), 'config', 'gps.rviz')
+        nodes.append(Node(package='rviz2', executable='rviz2', name='rviz2', arguments=['-d', rviz_config],
+                          parameters=[{'use_sim_time': sim_time}], output='log'))
     return nodes
 
 
@@ -47,5 +64,7 @@ def generate_launch_description():
         DeclareLaunchArgument('mode', default_value='lockstep', description='lockstep | realtime'),
         DeclareLaunchArgument('train', default_value='true', description='also start trainer_node'),
         DeclareLaunchArgument('out', default_value='runs/ur5e_reach_ros', description='trainer output folder'),
+        DeclareLaunchArgument('launch_rviz', default_value='false',
+                              description='also start rviz2 with config/gps.rviz'),
         OpaqueFunction(function=_nodes),
     ])

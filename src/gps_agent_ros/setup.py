@@ -28,7 +28,7 @@ setup(
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/launch', top_level('launch', '*.launch.py')),
         ('share/' + package_name + '/urdf', top_level('urdf', '*.urdf')),
-        ('share/' + package_name + '/config', top_level('config', '*.yaml')),
+        ('share/' + package_name + '/config', top_level('config', '*.yaml') + top_level('config', '*.rviz')),
     ],
     install_requires=['setuptools'],
     zip_safe=False,

@@ -45,7 +45,7 @@ class FakePort:
     def reset_service_ready(self):
         return self.service_ready
 
-    def request_reset(self, joint_names, q0):
+    def request_reset(self, joint_names, q0, objects):
         assert tuple(joint_names) == JOINTS
         self.reset_requests.append(np.array(q0))
 

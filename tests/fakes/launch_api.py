@@ -95,6 +95,7 @@ class NodeRecord:
     name: str | None
     namespace: str | None
     parameters: dict[str, Any]          # the dict parameters, merged in order
+    arguments: list[str] = field(default_factory=list)   # command-line arguments, performed
 
 
 @dataclass
@@ -144,6 +145,20 @@ def _stand_ins() -> Iterator[None]:
                 sys.modules[name] = previous
 
 
+def ament_prefix(root: Path, repository: Path, packages: tuple[str, ...] = ('ur_robot_driver',)) -> Path:
+    """An ament prefix under `root` (for AMENT_PREFIX_PATH) holding gps_agent_ros's share as
+    setup.py installs it (its launch/, config/ and urdf/ folders: symlinks into `repository`)
+    and an empty share for each of `packages`, so get_package_share_directory finds them."""
+    index = root / 'share' / 'ament_index' / 'resource_index' / 'packages'
+    index.mkdir(parents=True)
+    for package in ('gps_agent_ros', *packages):
+        (index / package).touch()
+        (root / 'share' / package).mkdir()
+    for folder in ('launch', 'config', 'urdf'):
+        (root / 'share' / 'gps_agent_ros' / folder).symlink_to(repository / folder)
+    return root
+
+
 def evaluate(path: Path, arguments: Mapping[str, str] | None = None) -> LaunchRecord:
     """Run a launch file's description with `arguments` given on the command line."""
     with _stand_ins():
@@ -178,7 +193,9 @@ def _process(entities: list, context: LaunchContext, record: LaunchRecord) -> No
             for p in entity.parameters:
                 if isinstance(p, dict):
                     params.update({perform(k, context): perform(v, context) for k, v in p.items()})
-            record.nodes.append(NodeRecord(entity.package, entity.executable, entity.name, entity.namespace, params))
+            arguments = [str(perform(a, context)) for a in entity.kwargs.get('arguments', [])]
+            record.nodes.append(NodeRecord(entity.package, entity.executable, entity.name, entity.namespace, params,
+                                           arguments))
         elif isinstance(entity, LaunchDescription):
             _process(entity.entities, context, record)
         else:

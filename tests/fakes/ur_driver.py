@@ -11,11 +11,18 @@ tests/fixtures/ur_driver/.
   mode at a time.
 - `ArmModel`: the arm under a (scaled) JointTrajectoryController executing one goal, with the
   driver's goal tolerances (0.1 rad: a move that ends 0.05 rad short still reports success) and
-  optional faults: stop short of the goal, stall.
+  optional faults: stop short of the goal, stall; and under a forward command controller
+  (`set_forward` / `command`): velocity commands integrate, effort commands drive a
+  unit-inertia, viscously damped joint (gravity compensated, as the UR does itself), position
+  commands are followed at once.
 - `FakeURDriver`: a node serving /controller_manager/list_controllers and switch_controller,
   /<jtc>/follow_joint_trajectory for every trajectory controller the release loads (goals only
-  while that controller is active), publishing joint_states (the driver's joint names and
-  order) and io_and_status_controller/robot_program_running (transient local, on change).
+  while that controller is active), subscribing /<forward controller>/commands for every
+  forward command controller it loads (applied only while that controller is active, as
+  ros2_control does; wrong lengths and non-finite values dropped, as ForwardCommandController
+  does), publishing joint_states (the driver's joint names and order),
+  io_and_status_controller/robot_program_running (transient local, on change) and, when given,
+  /robot_description (transient local, as the driver's robot_state_publisher).
 - `Spinning`: a node on its own context and executor thread, as if it were another process.
 
 Both models are plain classes, so logic tests can drive them with an injected clock.
@@ -23,6 +30,7 @@ Both models are plain classes, so logic tests can drive them with an injected cl
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +67,10 @@ OTHER_CLAIMS = {
     'ur_controllers/GPIOController': 'gpio',
     'ur_controllers/ToolContactController': 'tool_contact',
 }
+# forward command controllers: they take std_msgs/Float64MultiArray on /<name>/commands
+FORWARD_TYPES = (FORWARD_COMMAND, 'position_controllers/JointGroupPositionController',
+                 'velocity_controllers/JointGroupVelocityController',
+                 'effort_controllers/JointGroupEffortController')
 NON_JOINT_MOTION = ('ur_controllers/PassthroughTrajectoryController', 'ur_controllers/FreedriveModeController',
                     'ur_controllers/TwistController',
                     'motion_primitives_controllers/MotionPrimitivesForwardController')
@@ -217,20 +229,49 @@ class _Move:
     stall: bool
 
 
+def _per_joint(value: Sequence[float] | float, n: int) -> list[float]:
+    return [float(value)] * n if isinstance(value, (int, float)) else [float(v) for v in value]
+
+
 class ArmModel:
-    """The joints under a trajectory controller: smoothstep moves, position hold otherwise."""
+    """The joints under a trajectory controller (smoothstep moves) or a forward command
+    controller (see `set_forward`); position hold otherwise.
+
+    Under effort commands each joint is I qdd = tau - b qd (the UR compensates gravity itself),
+    integrated semi-implicitly in sub-steps of at most `max_substep_s` up to each `step(now)`.
+    """
 
     def __init__(self, joints: Sequence[str] = UR_JOINTS, q: Sequence[float] = HOME,
-                 goal_tolerance: Sequence[float] | float = 0.1) -> None:
+                 goal_tolerance: Sequence[float] | float = 0.1, inertia: Sequence[float] | float = 1.0,
+                 damping: Sequence[float] | float = 2.0, max_substep_s: float = 0.002) -> None:
         self.joints = tuple(joints)
         self.q = [float(v) for v in q]
         self.qd = [0.0] * len(self.joints)
-        self.goal_tolerance = ([float(goal_tolerance)] * len(self.joints) if isinstance(goal_tolerance, (int, float))
-                               else [float(v) for v in goal_tolerance])
+        self.goal_tolerance = _per_joint(goal_tolerance, len(self.joints))
+        self.inertia = _per_joint(inertia, len(self.joints))      # [kg m^2]
+        self.damping = _per_joint(damping, len(self.joints))      # [N m s/rad]
+        self.max_substep_s = float(max_substep_s)
         self.stop_short: dict[str, float] = {}      # joint -> offset the arm ends away from the goal
         self.stall = False                           # the next move never progresses
         self.move: _Move | None = None
         self.goals: list[tuple[float, ...]] = []
+        self.forward: str | None = None              # interface of the active forward controller
+        self.held: tuple[float, ...] | None = None   # its command; None: none since it was activated
+        self._stepped: float | None = None           # `now` of the last step
+
+    def set_forward(self, interface: str | None) -> None:
+        """The active forward command controller's interface ('effort', 'velocity',
+        'position'; None: none is active). On a change the held command is forgotten:
+        ros2_control's forward controllers discard what arrived while inactive, and
+        JointGroupEffort/VelocityController write zeros when deactivated, so the arm holds."""
+        if interface != self.forward:
+            self.forward, self.held = interface, None
+
+    def command(self, values: Sequence[float]) -> None:
+        """The active forward controller's new command (held until the next, as it does)."""
+        if len(values) != len(self.joints):
+            raise ValueError(f'{len(values)} command values for {len(self.joints)} joints')
+        self.held = tuple(float(v) for v in values)
 
     def start(self, goal: Sequence[float], duration: float, goal_time_tolerance: float, now: float) -> None:
         goal = tuple(float(v) for v in goal)
@@ -240,7 +281,12 @@ class ArmModel:
                           float(goal_time_tolerance), self.stall)
 
     def step(self, now: float) -> None:
+        dt = 0.0 if self._stepped is None else max(0.0, now - self._stepped)
+        self._stepped = now
         m = self.move
+        if m is None and self.forward is not None and self.held is not None:
+            self._follow_command(dt)
+            return
         if m is None or m.stall:
             self.qd = [0.0] * len(self.q)
             return
@@ -248,6 +294,25 @@ class ArmModel:
         blend, rate = s * s * (3.0 - 2.0 * s), 6.0 * s * (1.0 - s) / m.duration
         self.q = [a + (b - a) * blend for a, b in zip(m.q_start, m.q_end)]
         self.qd = [(b - a) * rate for a, b in zip(m.q_start, m.q_end)]
+
+    def _follow_command(self, dt: float) -> None:
+        u = self.held
+        if self.forward == 'velocity':
+            self.qd = list(u)
+            self.q = [q + v * dt for q, v in zip(self.q, u)]
+        elif self.forward == 'position':
+            self.qd = [(p - q) / dt if dt > 0 else 0.0 for p, q in zip(u, self.q)]
+            self.q = list(u)
+        elif self.forward == 'effort':
+            n = max(1, math.ceil(dt / self.max_substep_s))
+            h = dt / n
+            q, qd = self.q, self.qd
+            for _ in range(n):
+                qd = [v + h * (tau - b * v) / inertia for v, tau, b, inertia in zip(qd, u, self.damping, self.inertia)]
+                q = [p + h * v for p, v in zip(q, qd)]
+            self.q, self.qd = q, qd
+        else:
+            raise ValueError(f'unknown forward command interface {self.forward!r}')
 
     def result(self, now: float) -> tuple[int, str] | None:
         """The controller's verdict on the current move, None while it runs or waits."""
@@ -279,7 +344,8 @@ class FakeURDriver:
 
     def __init__(self, context, release: DriverRelease, *, states: Mapping[str, str] | None = None,
                  q: Sequence[float] = HOME, program_running: bool | None = True, rate_hz: float = 100.0,
-                 answer_list: bool = True, answer_switch: bool = True, controller_stopper: bool = True) -> None:
+                 answer_list: bool = True, answer_switch: bool = True, controller_stopper: bool = True,
+                 robot_description: str | None = None) -> None:
         import rclpy
         from control_msgs.action import FollowJointTrajectory
         from controller_manager_msgs.srv import ListControllers, SwitchController
@@ -287,7 +353,7 @@ class FakeURDriver:
         from rclpy.callback_groups import ReentrantCallbackGroup
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
-        from std_msgs.msg import Bool
+        from std_msgs.msg import Bool, Float64MultiArray, String
 
         self._JointState, self._Bool = JointState, Bool
         self._GoalResponse, self._CancelResponse = GoalResponse, CancelResponse
@@ -311,9 +377,21 @@ class FakeURDriver:
                          goal_callback=lambda goal, name=name: self._on_goal(name, goal),
                          cancel_callback=lambda handle: CancelResponse.ACCEPT)
             for name in self.cm.controllers if self.cm.controllers[name].type in TRAJECTORY_TYPES]
+        # forward command controllers: what each applied (time, controller, values) or dropped
+        self.commands: list[tuple[float, str, tuple[float, ...]]] = []
+        self.dropped_commands: list[tuple[float, str, tuple[float, ...], str]] = []   # ... and why
+        for name, c in self.cm.controllers.items():
+            if c.type in FORWARD_TYPES and release.interface_of(name) is not None:
+                self.node.create_subscription(Float64MultiArray, f'/{name}/commands',
+                                              functools.partial(self._on_command, name), 100,
+                                              callback_group=group)
         self._states_pub = self.node.create_publisher(JointState, '/joint_states', 10)
+        self.published: dict[int, tuple[float, ...]] = {}   # joint_states stamp [ns] -> positions
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        if robot_description is not None:
+            self._description_pub = self.node.create_publisher(String, '/robot_description', latched)
+            self._description_pub.publish(String(data=robot_description))
         self._program_pub = self.node.create_publisher(Bool, '/io_and_status_controller/robot_program_running', latched)
         self.program_running = False
         if program_running:
@@ -362,6 +440,30 @@ class FakeURDriver:
         from rclpy.task import Future
         await Future()
 
+    # -------------------------------------------------------------- forward command controllers
+    def _sync_forward(self) -> None:
+        """Tell the arm which forward controller (if any) is active now."""
+        states = self.cm.states()
+        active = [n for n, s in states.items() if s == 'active' and self.cm.controllers[n].type in FORWARD_TYPES]
+        self.arm.set_forward(self.release.interface_of(active[0]) if active else None)
+
+    def _on_command(self, controller: str, msg) -> None:
+        now = self._now()
+        self._sync_forward()
+        values = tuple(msg.data)
+        if self.cm.states().get(controller) != 'active':
+            why = 'inactive'
+        elif len(values) != len(UR_JOINTS):
+            why = f'{len(values)} values for {len(UR_JOINTS)} joints'
+        elif not all(math.isfinite(v) for v in values):
+            why = 'non-finite'
+        else:
+            self.arm.step(now)           # the old command up to now, then hold the new one
+            self.arm.command(values)
+            self.commands.append((now, controller, values))
+            return
+        self.dropped_commands.append((now, controller, values, why))
+
     # -------------------------------------------------------------- trajectory controllers
     def _on_goal(self, controller: str, goal):
         points = goal.trajectory.points
@@ -393,6 +495,7 @@ class FakeURDriver:
 
     def _on_timer(self) -> None:
         now = self._now()
+        self._sync_forward()
         self.arm.step(now)
         if self._goal is not None:
             controller, handle, done = self._goal
@@ -406,6 +509,7 @@ class FakeURDriver:
         msg = self._JointState(name=list(UR_JOINTS), position=list(self.arm.q), velocity=list(self.arm.qd),
                                effort=[0.0] * len(UR_JOINTS))
         msg.header.stamp = self.node.get_clock().now().to_msg()
+        self.published[msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = tuple(self.arm.q)
         self._states_pub.publish(msg)
 
     def _now(self) -> float:

@@ -1,7 +1,8 @@
 """The launch files, run through a recording stand-in of the launch API (launch_ros is not
 installable here; tests/fakes/launch_api.py), checked against their real peers: the installed
-console scripts, the nodes' declared parameters (the nodes are constructed), and the
-ur_robot_driver releases recorded in tests/fixtures/ur_driver (what each declares and spawns).
+console scripts, the nodes' declared parameters (the nodes are constructed), the ur_robot_driver
+releases recorded in tests/fixtures/ur_driver (what each declares and spawns), and for rviz:
+robot_state_publisher's documented parameters, the URDF and config/gps.rviz.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import importlib.metadata
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -16,8 +18,9 @@ import rclpy
 import yaml
 from rclpy.parameter import Parameter
 
-from fakes.launch_api import LaunchError, LaunchRecord, evaluate
+from fakes.launch_api import LaunchError, LaunchRecord, ament_prefix, evaluate
 from fakes.ur_driver import releases
+from gps_agent_ros import markers
 from gps_agent_ros.ur_reset import (ControllerInfo, ResetSettings, choose_reset_controller,
                                     trial_controller_problem)
 from gps_core.config import load_experiment
@@ -32,14 +35,7 @@ UR_VARIANTS = {'effort': {}, 'velocity-mock': {'command_interface': 'velocity', 
 def prefix(tmp_path_factory):
     """An ament prefix holding gps_agent_ros's share as setup.py installs it (symlinks to the
     repository's folders) and an ur_robot_driver package, for get_package_share_directory."""
-    root = tmp_path_factory.mktemp('ament_prefix')
-    index = root / 'share' / 'ament_index' / 'resource_index' / 'packages'
-    index.mkdir(parents=True)
-    for package in ('gps_agent_ros', 'ur_robot_driver'):
-        (index / package).touch()
-        (root / 'share' / package).mkdir()
-    for folder in ('launch', 'config', 'urdf'):
-        (root / 'share' / 'gps_agent_ros' / folder).symlink_to(REPO / folder)
+    root = ament_prefix(tmp_path_factory.mktemp('ament_prefix'), REPO)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv('AMENT_PREFIX_PATH', os.pathsep.join([str(root), os.environ.get('AMENT_PREFIX_PATH', '')]))
         yield root
@@ -58,13 +54,20 @@ def launches(prefix) -> dict[str, LaunchRecord]:
 
 
 # ----------------------------------------------------------------------------- nodes
+def exec_depends() -> set[str]:
+    root = ET.parse(REPO / 'src' / 'gps_agent_ros' / 'package.xml').getroot()
+    return {e.text.strip() for tag in ('depend', 'exec_depend') for e in root.iter(tag)}
+
+
 def test_launch_files_start_installed_executables(prefix):
     scripts = {ep.name: ep for ep in importlib.metadata.distribution('gps_agent_ros').entry_points
                if ep.group == 'console_scripts'}
-    for name, record in launches(prefix).items():
+    for name, record in {**launches(prefix), 'sim-rviz': run(SIM, launch_rviz='true')}.items():
         assert record.nodes, f'{name} starts no node'
         for node in record.nodes:
-            assert node.package == 'gps_agent_ros', f'{name}: {node.executable} from {node.package}'
+            if node.package != 'gps_agent_ros':   # another package's node: rosdep must install it
+                assert node.package in exec_depends(), f'{name}: {node.package} is not an exec_depend'
+                continue
             assert node.executable in scripts, f'{name}: {node.executable} is not an installed console script'
             assert callable(scripts[node.executable].load())
 
@@ -94,8 +97,9 @@ def test_every_parameter_a_launch_file_passes_is_declared_by_its_node(prefix, la
     classes = node_classes()
     record = launches(prefix)[launch]
     checked = [n for n in record.nodes if n.executable in classes]
-    # trainer_node is constructed without a context (TrainerNode() takes no arguments)
-    assert {n.executable for n in record.nodes} - set(classes) <= {'trainer_node'}
+    # trainer_node is constructed without a context (TrainerNode() takes no arguments); other
+    # packages' nodes are checked against their documentation below
+    assert {n.executable for n in record.nodes if n.package == 'gps_agent_ros'} - set(classes) <= {'trainer_node'}
     assert checked
     for node in checked:
         assert undeclared(classes[node.executable], node.parameters) == set(), node.executable
@@ -118,6 +122,63 @@ def test_ur_launch_refuses_a_tf_prefix_the_experiment_does_not_use(prefix):
         run(UR, robot_ip='192.168.1.10', tf_prefix='left_')
     with pytest.raises(LaunchError, match="'command_interface' = 'position' is not one of"):
         run(UR, robot_ip='192.168.1.10', command_interface='position')
+
+
+# ----------------------------------------------------------------------------- rviz
+# robot_state_publisher's parameters (its README, humble..rolling) and every node's use_sim_time
+RSP_PARAMETERS = {'robot_description', 'publish_frequency', 'ignore_timestamp', 'frame_prefix', 'use_sim_time'}
+
+
+def urdf_links(text: str) -> set[str]:
+    return {link.get('name') for link in ET.fromstring(text).iter('link')}
+
+
+@pytest.mark.parametrize('mode', ['lockstep', 'realtime'])
+def test_sim_launch_publishes_the_robot_state_for_rviz(prefix, mode):
+    record = run(SIM, mode=mode)
+    cfg = load_experiment(record.arguments['experiment'])
+    rsp, sim = record.node('robot_state_publisher'), record.node('sim_node')
+    assert rsp.package == 'robot_state_publisher' and set(rsp.parameters) <= RSP_PARAMETERS
+    # the arm's namespace: it turns the sim's joint_states into TF, beside its robot_description
+    assert rsp.namespace == sim.namespace == record.arguments['namespace']
+    description = rsp.parameters['robot_description']
+    assert description == Path(cfg.resolve(cfg.robot.urdf)).read_text()
+    assert {cfg.robot.base_link, cfg.robot.ee_link} <= urdf_links(description)
+    # the lockstep sim publishes /clock and stamps joint_states with it
+    assert rsp.parameters['use_sim_time'] is (mode == 'lockstep')
+    assert record.node('controller_node').parameters['use_sim_time'] is (mode == 'lockstep')
+    assert 'frame_prefix' not in rsp.parameters    # frames as the markers name them (base_link)
+
+
+def rviz_displays(path: Path) -> tuple[dict[str, dict], dict]:
+    doc = yaml.safe_load(path.read_text())
+    return {d['Class']: d for d in doc['Visualization Manager']['Displays']}, doc
+
+
+def test_the_rviz_config_shows_the_robot_the_targets_and_the_paths(prefix):
+    record = run(SIM)
+    cfg = load_experiment(record.arguments['experiment'])
+    displays, doc = rviz_displays(REPO / 'config' / 'gps.rviz')
+    assert doc['Visualization Manager']['Global Options']['Fixed Frame'] == markers.FRAME == cfg.robot.base_link
+    robot = displays['rviz_default_plugins/RobotModel']
+    assert robot['Enabled'] and robot['Description Source'] == 'Topic'
+    # robot_state_publisher publishes robot_description transient local in its namespace
+    assert robot['Description Topic']['Value'] == f"/{record.arguments['namespace']}/robot_description"
+    assert robot['Description Topic']['Durability Policy'] == 'Transient Local'
+    paths = displays['rviz_default_plugins/MarkerArray']
+    assert paths['Enabled'] and paths['Topic']['Value'] == '/' + markers.TOPIC
+    # a transient-local subscriber matches only a transient-local publisher: the trainer's QoS
+    assert markers.QOS.durability.name == 'TRANSIENT_LOCAL' and paths['Topic']['Durability Policy'] == 'Transient Local'
+    assert paths['Topic']['Reliability Policy'] == 'Reliable' == markers.QOS.reliability.name.title()
+
+
+def test_launch_rviz_starts_rviz2_with_the_installed_config(prefix):
+    assert not [n for n in run(SIM).nodes if n.package == 'rviz2']
+    rviz = run(SIM, launch_rviz='true').node('rviz2')
+    assert rviz.package == 'rviz2' and rviz.arguments[0] == '-d'
+    config = Path(rviz.arguments[1])
+    assert config == prefix / 'share' / 'gps_agent_ros' / 'config' / 'gps.rviz' and config.is_file()
+    assert rviz.parameters['use_sim_time'] is True
 
 
 # ----------------------------------------------------------------------------- ur_robot_driver
@@ -191,7 +252,8 @@ def test_launch_config_and_urdf_files_are_installed_into_the_share_folder(monkey
     monkeypatch.chdir(package)
     exec(compile((package / 'setup.py').read_text(), str(package / 'setup.py'), 'exec'), {'__file__': str(package / 'setup.py')})
     installed = {(dest, (package / src).resolve()) for dest, files in seen['data_files'] for src in files}
-    for folder, pattern in (('launch', '*.launch.py'), ('config', '*.yaml'), ('urdf', '*.urdf')):
+    for folder, pattern in (('launch', '*.launch.py'), ('config', '*.yaml'), ('config', '*.rviz'),
+                            ('urdf', '*.urdf')):
         files = sorted((REPO / folder).glob(pattern))
         assert files
         for f in files:

@@ -98,15 +98,19 @@ class Probe:
         return self.states[n][1]
 
     def reset_home(self) -> JointState:
-        """Reset to HOME; the response names the stamp of the state it published, which is
-        later than every state before it."""
-        n, nc = len(self.states), len(self.clocks)
+        """Reset to HOME; the response names the stamp of the state it published (in realtime
+        ticks keep coming: that state is found by its stamp), later than every state before it."""
+        n = len(self.states)
         response = self.reset(list(JOINTS), HOME)
         assert response.success
-        state = self._wait_state(n, nc, 'a reset')
-        assert stamp_ns(state) == response.stamp.sec * 1_000_000_000 + response.stamp.nanosec
+        stamp = response.stamp.sec * 1_000_000_000 + response.stamp.nanosec
+        found = lambda: [m for _, m in self.states[n:] if stamp_ns(m) == stamp]  # noqa: E731
+        assert self.spin_until(lambda: bool(found()), 2.0), 'no joint_states with the reset answer\'s stamp'
+        state = found()[0]
         if n:
             assert stamp_ns(state) > stamp_ns(self.states[n - 1][1]), 'a reset state stamped no later than before'
+        if self.expect_clock:
+            assert self.spin_until(lambda: any(stamp_ns(c) == stamp for c in self.clocks), 2.0)
         return state
 
     def step(self, values: list[float], kind: CommandKind = CommandKind.EFFORT) -> JointState:

@@ -31,17 +31,20 @@ class TrialRequest:
     condition: Condition
     controller: ControllerSpec
     sample: int = 0
+    record_images: bool = False    # bring back the camera's image of every step
 
 
 @dataclass(frozen=True)
 class Trial:
     """One recorded trajectory: X [T, dX] states, U [T, dU] the actions actually applied,
-    stamps [T] the state stamps [s] (the arm's clock), arm: where it ran."""
+    stamps [T] the state stamps [s] (the arm's clock), arm: where it ran; images [T, H, W, 3]
+    uint8 the camera's image at each state, when recorded."""
 
     X: np.ndarray
     U: np.ndarray
     stamps: np.ndarray
     arm: str
+    images: np.ndarray | None = None
 
 
 class Agent(Protocol):
@@ -57,8 +60,10 @@ def run_one(agent: Agent, condition: Condition, controller: ControllerSpec) -> T
     return agent.run_many([TrialRequest(condition, controller)])[0]
 
 
-def trial_spec(exp: Experiment, condition: Condition, controller: ControllerSpec) -> TrialSpec:
-    """The trial an agent runs: the condition's start pose and targets, the experiment's T, dt."""
+def trial_spec(exp: Experiment, condition: Condition, controller: ControllerSpec,
+               record_images: bool = False) -> TrialSpec:
+    """The trial an agent runs: the condition's start pose, targets and objects, the experiment's T, dt."""
     cfg = exp.config
     return TrialSpec(condition=condition.name, joint_names=tuple(cfg.robot.joints), q0=condition.q0,
-                     targets=condition.targets, horizon=cfg.T, dt=cfg.dt, controller=controller)
+                     targets=condition.targets, horizon=cfg.T, dt=cfg.dt, controller=controller,
+                     record_images=record_images, objects=dict(condition.objects))

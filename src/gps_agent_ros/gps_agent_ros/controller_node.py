@@ -1,20 +1,13 @@
-"""controller_node: runs GPS trials on an arm behind the RunTrial action.
+"""controller_node: runs GPS trials on an arm behind the RunTrial action (gps_interfaces).
 
-Topics (relative: push the node into a namespace per arm, e.g. /arm0):
-  sub  joint_states                  sensor_msgs/JointState (joint_state_broadcaster or sim_node)
-  pub  <controller_name>/commands    std_msgs/Float64MultiArray (forward_command_controller)
-  sub  robot_description             std_msgs/String, transient local (only if urdf_path is empty)
-  client  <reset_service>            gps_interfaces/srv/ResetArm
-  action  run_trial                  gps_interfaces/action/RunTrial
-
-  sub  <robot_program_topic>         std_msgs/Bool, transient local (optional: trials only while true)
-
-A goal carries its controller as data (linear-Gaussian gains, or a network policy with the
-trial's noise). The trial, from validation through the reset to T steps, is
-gps_controllers.trial_lifecycle: this node turns messages into its events and its requests into
-messages; commands are computed in the joint_states callback. Goals follow ros2/examples'
-deferred pattern: kept from handle_accepted_callback, executed once the trial ended, when the
-execute callback only reports (a coroutine awaiting the trial would spin a core).
+Relative names (a namespace per arm): sub joint_states, <camera_topic> (optional, sensor_msgs/
+Image), <robot_program_topic> (optional, std_msgs/Bool), robot_description (if no urdf_path);
+pub <controller_name>/commands (Float64MultiArray); client <reset_service> (ResetArm), sub its
+_service_event; action run_trial. A goal carries its controller as data; the trial (validate,
+reset, T steps) is gps_controllers.trial_lifecycle, which this node only feeds and answers.
+Commands are computed in the joint_states callback. Goals follow ros2/examples' deferred pattern:
+kept from handle_accepted_callback, executed once the trial ended, when the execute callback
+only reports (a coroutine awaiting the trial would spin a core).
 """
 from __future__ import annotations
 
@@ -31,16 +24,18 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Image, JointState
 from service_msgs.msg import ServiceEventInfo
 from std_msgs.msg import Bool, Float64MultiArray, String
 
-from gps_agent_ros.controller_params import declare_controller_parameters, resolve_path, robot_model
-from gps_agent_ros.conversions import (JointStateReader, run_trial_result, time_to_seconds,
-                                       to_float64_multi_array, trial_spec_from_goal)
+from gps_agent_ros.controller_params import (declare_controller_parameters, lifecycle_timeouts, resolve_path,
+                                             robot_model)
+from gps_agent_ros.conversions import (JointStateReader, image_from_msg, object_fields, run_trial_result,
+                                       time_to_seconds, to_float64_multi_array, trial_spec_from_goal)
+from gps_agent_ros.diagnostics import ControllerHealth, LoopTiming, controller_diagnostics, publish_diagnostics
 from gps_agent_ros.node_runtime import run_node, spin_while
 from gps_agent_ros.ur_reset import RobotProgramMonitor
-from gps_controllers.trial_lifecycle import LifecycleTimeouts, TrialLifecycle, TrialOutcome
+from gps_controllers.trial_lifecycle import TrialLifecycle, TrialOutcome
 from gps_controllers.trial_runner import TrialStatus
 from gps_interfaces.action import RunTrial
 from gps_interfaces.srv import ResetArm
@@ -58,11 +53,10 @@ class ControllerNode(Node):
         p = self._params = declare_controller_parameters(self)
         self._reader = JointStateReader(p["joints"])
         self._q, self._qd = np.zeros(len(p["joints"])), np.zeros(len(p["joints"]))
-        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
-        timeouts = LifecycleTimeouts(stale_s=p["stale_timeout_s"], reset_s=p["reset_timeout_s"])
-        self._reset_name = self.resolve_service_name(p["reset_service"])
-        self._lifecycle = TrialLifecycle(self, len(p["joints"]), timeouts, self._clock_s, self._reset_name,
-                                         track_resets=True, state_topic=self.resolve_topic_name("joint_states"))
+        timeouts, clock_s = lifecycle_timeouts(p), lambda: self.get_clock().now().nanoseconds * 1e-9
+        names = dict(reset_service=self.resolve_service_name(p["reset_service"]),
+                     state_topic=self.resolve_topic_name("joint_states"))
+        self._lifecycle = TrialLifecycle(self, len(p["joints"]), timeouts, clock_s, track_resets=True, **names)
         self._goal: ServerGoalHandle | None = None    # the goal of the active trial
         self._unreported = 0                           # goals ended whose result is not yet handed over
         self._reset_future: Future | None = None
@@ -78,8 +72,13 @@ class ControllerNode(Node):
         self._action = ActionServer(self, RunTrial, "run_trial", execute_callback=lambda _h: RunTrial.Result(),
                                     goal_callback=self._on_goal, handle_accepted_callback=self._on_accepted,
                                     cancel_callback=self._on_cancel)
-        self.create_timer(min(TICK_PERIOD_S, timeouts.stale_s / 4.0), self._on_tick, clock=self._steady)
+        self.create_timer(min(TICK_PERIOD_S, timeouts.stale_s / 4.0), self._on_tick,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._health = ControllerHealth()   # for /diagnostics (rqt_robot_monitor)
+        publish_diagnostics(self, lambda stamp: controller_diagnostics(self.get_namespace(), self._health, stamp))
         self._program = RobotProgramMonitor(required=bool(p["robot_program_topic"]), topic=p["robot_program_topic"])
+        if p["camera_topic"]:
+            self.create_subscription(Image, p["camera_topic"], self._on_image, 2)
         if p["robot_program_topic"]:  # latched, published when it changes (ur_robot_driver)
             self.create_subscription(Bool, p["robot_program_topic"], self._on_program, _LATCHED)
         if p["urdf_path"]:
@@ -87,16 +86,14 @@ class ControllerNode(Node):
         else:
             self.create_subscription(String, "robot_description", self._on_description, _LATCHED)
             self.get_logger().info("waiting for the URDF on robot_description")
-        self.get_logger().info(f"commands -> {self._cmd_pub.topic_name} ({p['command_interface']}), reset via "
-                               f"{self._reset_name}, stale timeout {timeouts.stale_s:g} s")
+        self.get_logger().info(f"commands -> {self._cmd_pub.topic_name}")
 
     # ------------------------------------------------------------- robot model
     def _set_robot(self, urdf_path: str | Path | None = None, urdf_text: str | None = None) -> None:
         """The encoder and safety filter of a URDF; raises ValueError on a bad URDF / joints."""
         encoder, safety = robot_model(self._params, urdf_path, urdf_text)
         self._lifecycle.set_robot(encoder, safety)
-        self.get_logger().info(f"robot: {len(self._params['joints'])} joints, {encoder.n_points} end-effector "
-                               f"points, dX={encoder.dX}, command limits {np.round(safety.command_limits, 3).tolist()}")
+        self.get_logger().info(f"robot: dX={encoder.dX}, command limits {np.round(safety.command_limits, 3).tolist()}")
 
     def _on_description(self, msg: String | None) -> None:
         """robot_description arrived (msg), or a trial ended with one pending (None)."""
@@ -119,6 +116,14 @@ class ControllerNode(Node):
             self._lifecycle.on_bad_state(str(exc), now)
             return
         self._lifecycle.on_state(q, qd, time_to_seconds(msg.header.stamp), now)
+
+    def _on_image(self, msg: Image) -> None:
+        try:
+            image = image_from_msg(msg)
+        except ValueError as exc:
+            self._lifecycle.abort(TrialStatus.ABORTED_STALE_STATE, f"unusable camera image: {exc}")
+            return
+        self._lifecycle.on_image(image, time_to_seconds(msg.header.stamp), self._steady_s())
 
     def _on_tick(self) -> None:
         self._lifecycle.on_tick(self._steady_s())
@@ -169,8 +174,9 @@ class ControllerNode(Node):
     def reset_service_ready(self) -> bool:
         return self._reset_client.service_is_ready()
 
-    def request_reset(self, joint_names, q0: np.ndarray) -> None:
+    def request_reset(self, joint_names, q0: np.ndarray, objects) -> None:
         request = ResetArm.Request(joint_names=list(joint_names), joint_positions=q0.tolist())
+        request.object_names, request.object_positions = object_fields(objects)
         self._reset_future = self._reset_client.call_async(request)
         self._reset_future.add_done_callback(self._on_reset_answer)
 
@@ -195,6 +201,8 @@ class ControllerNode(Node):
             return
         condition = goal_handle.request.condition
         result = run_trial_result(outcome.status, outcome.reason, condition, outcome.recording)
+        self._health.trial_ended(outcome.status, outcome.reason, outcome.recording and LoopTiming.of_runner(
+            outcome.recording, goal_handle.request.dt))
         if outcome.status == TrialStatus.COMPLETED:  # rclpy: one severity per call site
             self.get_logger().info(f"goal {condition!r} {outcome.summary()}")
         else:
@@ -218,23 +226,16 @@ class ControllerNode(Node):
     # --------------------------------------------------------------- helpers
     _steady_s = staticmethod(time.monotonic)   # CLOCK_MONOTONIC, as the tick timer's STEADY_TIME
 
-    def _clock_s(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
-
     @property
     def busy(self) -> bool:
         """A trial is active or its result has not been handed to the action server yet."""
         return self._lifecycle.active or self._unreported > 0
 
-    def halt(self, reason: str) -> None:
-        """Stop commanding for good (SIGINT/SIGTERM): zeros, the running trial ends CANCELLED."""
-        self._lifecycle.halt(reason)
-        self.get_logger().warning(f"halted ({reason}): commanding zeros")
-
 
 def _stop(node: ControllerNode, reason: str, executor) -> None:
-    """Zero the arm, end the running trial CANCELLED and hand its result to the client."""
-    node.halt(f"controller node shutting down ({reason})")
+    """Stop commanding for good: zero the arm, end the running trial CANCELLED, hand its result over."""
+    node.get_logger().warning(f"halted ({reason}): commanding zeros")
+    node._lifecycle.halt(f"controller node shutting down ({reason})")
     spin_while(executor, lambda: node.busy, 0.5)   # the result handed to the action server
     spin_while(executor, lambda: True, 0.1)        # ... and sent
 

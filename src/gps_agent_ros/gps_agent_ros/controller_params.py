@@ -13,6 +13,7 @@ import numpy as np
 
 from gps_controllers.safety import COMMAND_INTERFACES, DEFAULT_VELOCITY_MARGIN, SafetyFilter
 from gps_controllers.state_encoder import StateEncoder
+from gps_controllers.trial_lifecycle import LifecycleTimeouts
 
 UR_JOINTS = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint",
              "wrist_1_joint", "wrist_2_joint", "wrist_3_joint"]
@@ -52,6 +53,14 @@ def declare_controller_parameters(node: Node) -> dict:
         node.declare_parameter("robot_program_topic", "", d(
             S, "std_msgs/Bool saying the robot accepts commands (a UR: io_and_status_controller/"
                "robot_program_running); trials run only while it is true. Empty: not watched")),
+        node.declare_parameter("camera_topic", "", d(
+            S, "sensor_msgs/Image (rgb8) the visuomotor policies see, e.g. camera/image_raw (a camera "
+               "driver or the simulator's sensor_node); empty: no camera")),
+        node.declare_parameter("image_timeout_s", 0.5, d(
+            D, "a step waits at most this long for its camera image, then the trial aborts [s]")),
+        node.declare_parameter("image_max_age_s", 0.0, d(
+            D, "a step's image may be stamped this much before its joint_states [s] (0: the same "
+               "stamp, as a lockstep simulator's sensor publishes)")),
         node.declare_parameter("velocity_margin", DEFAULT_VELOCITY_MARGIN, d(
             D, "abort a trial when a joint speed exceeds this times its URDF limit")),
     ]
@@ -65,7 +74,9 @@ def declare_controller_parameters(node: Node) -> dict:
     if p["command_interface"] not in COMMAND_INTERFACES:
         raise ValueError(f"parameter 'command_interface' must be one of "
                          f"{COMMAND_INTERFACES}, got {p['command_interface']!r}")
-    for name in ("reset_timeout_s", "stale_timeout_s", "velocity_margin"):
+    if not (math.isfinite(p["image_max_age_s"]) and p["image_max_age_s"] >= 0.0):
+        raise ValueError(f"parameter 'image_max_age_s' must be >= 0, got {p['image_max_age_s']}")
+    for name in ("reset_timeout_s", "stale_timeout_s", "velocity_margin", "image_timeout_s"):
         if not (math.isfinite(p[name]) and p[name] > 0.0):
             raise ValueError(f"parameter {name!r} must be > 0, got {p[name]}")
     return p
@@ -96,3 +107,8 @@ def robot_model(p: dict, urdf_path: str | None = None, urdf_text: str | None = N
     safety = SafetyFilter.from_urdf(urdf_path, p["joints"], velocity_margin=p["velocity_margin"],
                                     command_interface=p["command_interface"])
     return encoder, safety
+
+
+def lifecycle_timeouts(p: dict) -> LifecycleTimeouts:
+    return LifecycleTimeouts(stale_s=p["stale_timeout_s"], reset_s=p["reset_timeout_s"],
+                             image_s=p["image_timeout_s"], image_max_age_s=p["image_max_age_s"])

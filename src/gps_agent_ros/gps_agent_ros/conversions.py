@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import array
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 
 from gps_controllers.linear_gaussian_controller import InvalidController
@@ -175,7 +175,25 @@ def trial_spec_from_goal(goal: RunTrial.Goal) -> TrialSpec:
     return TrialSpec(condition=goal.condition, joint_names=tuple(goal.joint_names),
                      q0=_doubles(goal.initial_joint_positions), targets=_doubles(goal.ee_targets),
                      horizon=T, dt=float(goal.dt), controller=controller,
-                     record_images=bool(goal.record_images))
+                     record_images=bool(goal.record_images),
+                     objects=objects_from_fields(goal.object_names, goal.object_positions))
+
+
+def objects_from_fields(names: Sequence[str], positions) -> dict[str, np.ndarray]:
+    """(object_names [n], object_positions [3n]) -> {name: centre [3]}; InvalidController if
+    they do not match."""
+    names, flat = list(names), _doubles(positions)
+    if flat.size != 3 * len(names) or len(set(names)) != len(names):
+        raise InvalidController(f"object_positions must hold 3 values per object of {names} (distinct), "
+                                f"got {flat.size}")
+    return {n: flat[3 * i:3 * i + 3].copy() for i, n in enumerate(names)}
+
+
+def object_fields(objects: Mapping[str, np.ndarray]) -> tuple[list[str], array.array]:
+    """{name: centre [3]} -> (object_names, object_positions) of a goal or reset request."""
+    names = list(objects)
+    return names, _as_double_array([np.asarray(objects[n], dtype=np.float64).reshape(3) for n in names]
+                                   if names else np.empty(0))
 
 
 def run_trial_goal(spec: TrialSpec) -> RunTrial.Goal:
@@ -184,6 +202,7 @@ def run_trial_goal(spec: TrialSpec) -> RunTrial.Goal:
                          initial_joint_positions=_as_double_array(spec.q0), horizon=int(spec.horizon),
                          dt=float(spec.dt), ee_targets=_as_double_array(spec.targets),
                          record_images=bool(spec.record_images))
+    goal.object_names, goal.object_positions = object_fields(spec.objects)
     ctrl = spec.controller
     if isinstance(ctrl, LinearGaussianSpec):
         K, k = np.asarray(ctrl.K, dtype=np.float64), np.asarray(ctrl.k, dtype=np.float64)
@@ -222,7 +241,47 @@ def run_trial_result(status: int, reason: str, condition: str, recording: TrialR
     result.stamps = [seconds_to_time(float(s)) for s in recording.stamps[:steps]]
     result.latencies = _as_double_array(recording.latencies[:steps])
     result.compute_times = _as_double_array(recording.compute_times[:steps])
+    if recording.images is not None:
+        images = np.ascontiguousarray(recording.images[:steps])
+        result.image_height, result.image_width = images.shape[1], images.shape[2]
+        result.images = array.array("B", images.tobytes())
     return result
+
+
+def result_images(result: RunTrial.Result) -> np.ndarray | None:
+    """Trainer side: the result's images [steps, H, W, 3] uint8 (a copy), or None."""
+    if len(result.images) == 0:
+        return None
+    H, W, steps = int(result.image_height), int(result.image_width), int(result.steps)
+    images = np.frombuffer(result.images, dtype=np.uint8)
+    if images.size != steps * H * W * 3:
+        raise ValueError(f"result has {images.size} image bytes; expected steps*H*W*3 = {steps}*{H}*{W}*3")
+    return images.reshape(steps, H, W, 3).copy()
+
+
+# ------------------------------------------------------------------ images
+def image_from_msg(msg: Image) -> np.ndarray:
+    """sensor_msgs/Image (rgb8 or bgr8) -> [H, W, 3] uint8 RGB (a view of the message for rgb8
+    with no row padding). Raises ValueError for another encoding or a size that does not add up."""
+    if msg.encoding not in ("rgb8", "bgr8"):
+        raise ValueError(f"camera image encoding {msg.encoding!r} is not rgb8 or bgr8")
+    H, W, step = int(msg.height), int(msg.width), int(msg.step)
+    data = np.frombuffer(msg.data, dtype=np.uint8) if isinstance(msg.data, (array.array, bytes)) else \
+        np.asarray(msg.data, dtype=np.uint8)
+    if step < 3 * W or data.size != H * step:
+        raise ValueError(f"camera image {W}x{H}: step {step} and {data.size} bytes do not add up")
+    image = data.reshape(H, step)[:, :3 * W].reshape(H, W, 3)
+    return image[:, :, ::-1] if msg.encoding == "bgr8" else image
+
+
+def image_msg(image: np.ndarray, stamp, frame_id: str = "camera", msg: Image | None = None) -> Image:
+    """[H, W, 3] uint8 RGB -> sensor_msgs/Image rgb8 (msg reused when given)."""
+    msg = Image() if msg is None else msg
+    H, W = image.shape[:2]
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.height, msg.width, msg.encoding, msg.is_bigendian, msg.step = H, W, "rgb8", 0, 3 * W
+    msg.data = array.array("B", np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+    return msg
 
 
 def result_to_arrays(result: RunTrial.Result) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,8 @@ the YAML, each condition's end-effector targets, costs and initial controllers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -19,9 +20,11 @@ from gps_core.policies import LinearGaussianPolicy, hold_pose_controller
 
 @dataclass(frozen=True)
 class Condition:
-    name: str               # 'train/0', 'test/3', ...
+    name: str               # 'train/0', 'test/3', 'distractor/1', ...
     q0: np.ndarray          # [nj] initial joint positions
     targets: np.ndarray     # [P, 3] end-effector point targets in the base frame
+    # scene objects placed at the reset: name ('block', 'distractor') -> centre [3] (base frame)
+    objects: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 class Experiment:
@@ -32,6 +35,8 @@ class Experiment:
                                     np.asarray(robot.ee_points, dtype=float), base_link=robot.base_link)
         self.conditions = [self._condition(f'train/{i}', c) for i, c in enumerate(config.conditions)]
         self.test_conditions = [self._condition(f'test/{i}', c) for i, c in enumerate(config.test_conditions)]
+        self.distractor_conditions = [self._condition(f'distractor/{i}', c)
+                                      for i, c in enumerate(config.distractor_conditions)]
 
     @property
     def dX(self) -> int:
@@ -50,9 +55,35 @@ class Experiment:
         R = Rotation.from_euler('xyz', rpy).as_matrix()
         offsets = np.asarray(self.config.robot.ee_points, dtype=float)
         # target_position is where the FIRST end-effector point must go; the others follow the pose.
-        origin = np.asarray(c.target_position, dtype=float) - R @ offsets[0]
+        origin = np.asarray(self.config.target(c), dtype=float) - R @ offsets[0]
+        scene, objects = self.config.scene, {}
+        if c.block is not None:
+            objects['block'] = scene.block_center(c.block)
+        if c.distractor is not None:
+            objects['distractor'] = scene.block_center(c.distractor, scene.distractor)
         return Condition(name, np.asarray(c.initial_joint_positions, dtype=float),
-                         self.encoder.targets_from_pose(origin, R))
+                         self.encoder.targets_from_pose(origin, R), objects)
+
+    @property
+    def visuomotor(self) -> bool:
+        """The policy sees camera images (and the robot's own state), not the target."""
+        return getattr(self.config.policy, 'kind', 'mlp') == 'spatial_softmax'
+
+    def policy_state(self, X: np.ndarray, condition: Condition) -> np.ndarray:
+        """What a visuomotor policy sees besides the image: the state with the end-effector points
+        in the base frame instead of relative to the target (nothing that names the target).
+        X [..., dX] -> [..., dX]."""
+        return X + self.state_offset(condition)
+
+    def state_offset(self, condition: Condition) -> np.ndarray:
+        """[dX]: zero but for the end-effector points, where the targets (x + offset = the robot's own state)."""
+        offset = np.zeros(self.dX)
+        offset[self.encoder.ee_slice] = condition.targets.ravel()
+        return offset
+
+    def ee_path(self, condition: Condition, X: np.ndarray) -> np.ndarray:
+        """[..., T, 3] positions of the first end-effector point (base frame) in states X [..., T, dX]."""
+        return X[..., self.encoder.ee_slice][..., :3] + condition.targets[0]
 
     def final_distance(self, X: np.ndarray) -> np.ndarray:
         """Distance of the first end-effector point to its target at the last step, per sample. X [N, T, dX]."""

@@ -7,6 +7,7 @@ here as it does through the graph, and seeded trials are bit-identical either wa
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import numpy as np
@@ -17,7 +18,7 @@ from gps_agent_ros.sim_arm import CommandKind, SimArm, SimArmConfig
 from gps_controllers.linear_gaussian_controller import InvalidController
 from gps_controllers.safety import DEFAULT_VELOCITY_MARGIN, SafetyFilter
 from gps_controllers.trial_runner import TrialRunner, TrialStatus
-from gps_controllers.trial_spec import ControllerSpec, plan_trial
+from gps_controllers.trial_spec import ControllerSpec, NetworkSpec, plan_trial
 
 
 class InProcessAgent:
@@ -31,30 +32,60 @@ class InProcessAgent:
         # what controller_node uses with its default parameters (node_params.controller_parameters)
         self.safety = SafetyFilter.from_urdf(experiment.urdf_path, self.joints,
                                              velocity_margin=DEFAULT_VELOCITY_MARGIN, command_interface='effort')
+        self.scene = self.camera = None
+        if cfg.scene is not None:   # the table, blocks and camera in the arm's world, as sim_node's sensor
+            from gps_agent_ros.scene import Camera, Scene
+            self.scene, self.camera = Scene(self.sim.client_id, cfg.scene), Camera(self.sim.client_id, cfg.scene.camera)
 
     def run_many(self, requests: Sequence[TrialRequest]) -> list[Trial]:
-        return [self.run(r.condition, r.controller) for r in requests]
+        return [self.run(r.condition, r.controller, r.record_images) for r in requests]
 
-    def run(self, condition: Condition, controller: ControllerSpec) -> Trial:
+    def run(self, condition: Condition, controller: ControllerSpec, record_images: bool = False) -> Trial:
         exp = self.experiment
         try:
-            plan = plan_trial(trial_spec(exp, condition, controller), exp.encoder)
+            plan = plan_trial(trial_spec(exp, condition, controller, record_images), exp.encoder)
+            if (plan.controller.image_shape is not None or record_images) and self.camera is None:
+                raise InvalidController('the trial needs camera images but the experiment has no scene')
         except InvalidController as exc:
             raise TrialFailed(f'{condition.name}: controller rejected: {exc}') from exc
         self.sim.reset(self.joints, plan.q0)
-        runner = TrialRunner(exp.encoder, plan.controller, self.safety, plan.targets, plan.horizon, plan.dt)
+        if self.scene is not None:
+            self.scene.place(plan.objects)
+        runner = TrialRunner(exp.encoder, plan.controller, self.safety, plan.targets, plan.horizon, plan.dt,
+                             record_images=plan.record_images)
+        with _one_thread(isinstance(controller, NetworkSpec)):
+            self._run(runner, plan)
+        if runner.status != TrialStatus.COMPLETED:
+            raise TrialFailed(f'{condition.name}: trial ended {runner.status.name}: {runner.reason}')
+        return Trial(runner.X.copy(), runner.U.copy(), np.arange(plan.horizon) * plan.dt, 'inprocess', runner.images)
+
+    def _run(self, runner: TrialRunner, plan) -> None:
         step = 0
         while True:
             q, qd = self.sim.joint_state()
-            u = runner.on_state(q, qd, step * plan.dt, step * plan.dt)   # stamps in sim time
+            image = self.camera.render() if runner.needs_image else None
+            u = runner.on_state(q, qd, step * plan.dt, step * plan.dt, image)   # stamps in sim time
             if runner.done:
                 break
             self.sim.set_command(CommandKind.EFFORT, u)
             self.sim.step()
             step += 1
-        if runner.status != TrialStatus.COMPLETED:
-            raise TrialFailed(f'{condition.name}: trial ended {runner.status.name}: {runner.reason}')
-        return Trial(runner.X.copy(), runner.U.copy(), np.arange(plan.horizon) * plan.dt, 'inprocess')
 
     def close(self) -> None:
         self.sim.close()
+
+
+@contextlib.contextmanager
+def _one_thread(network: bool):
+    """A network runs on one torch thread, as controller_node runs it (its sums in the same
+    order: the same numbers as through the graph), whatever this process trains with."""
+    if not network:
+        yield
+        return
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

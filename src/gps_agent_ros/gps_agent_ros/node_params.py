@@ -2,11 +2,12 @@
 launch files and the trainer, so the sim, the controller and the trainer agree on the robot."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 
-from gps_core.config import ExperimentConfig
+from gps_core.config import ExperimentConfig, to_dict
 
 
 def _per_joint(value: Any, n: int) -> list[float]:
@@ -30,6 +31,10 @@ def controller_parameters(cfg: ExperimentConfig, command_interface: str = 'effor
         # a simulator resets at once: a reset not answered within 1 s means the sim is gone
         # (a real arm's launch sets the time its trajectory takes instead)
         'reset_timeout_s': 1.0,
+        # a visuomotor policy's images: the simulator's sensor_node, each step's image stamped as
+        # that step's joint_states in lockstep, the newest of the last 0.1 s when free-running
+        'camera_topic': 'camera/image_raw' if cfg.scene is not None else '',
+        'image_max_age_s': 0.0 if use_sim_time else 0.1,
     }
 
 
@@ -45,6 +50,7 @@ def sim_parameters(cfg: ExperimentConfig, mode: str = 'lockstep') -> dict[str, A
         'damping': _per_joint(cfg.sim.damping, nj),
         'mode': mode,
         'initial_positions': [float(v) for v in cfg.conditions[0].initial_joint_positions],
+        'scene': json.dumps(to_dict(cfg.scene)) if cfg.scene is not None else '',
     }
 
 

@@ -45,11 +45,12 @@ def spin_while(executor: Executor, condition: Callable[[], bool], timeout_s: flo
 
 
 def run_node(make: Callable[[], Node], name: str, args: list[str] | None = None,
-             stop: Callable[[Node, str, Executor], None] | None = None) -> int:
+             stop: Callable[[Node, str, Executor], None] | None = None,
+             extra: Callable[[Node], list[Node]] | None = None) -> int:
     """A node's main(): build it (a ValueError is a configuration mistake: one fatal line, exit
     1), spin it on an EventsExecutor until SIGINT/SIGTERM, then `stop(node, reason, executor)`
     (e.g. zero the arm and let a last result go out) and shut down cleanly: no callback races a
-    context that is already gone."""
+    context that is already gone. extra(node): nodes it made that share the executor."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = make()
@@ -59,6 +60,8 @@ def run_node(make: Callable[[], Node], name: str, args: list[str] | None = None,
         return 1
     executor = EventsExecutor()
     executor.add_node(node)
+    for other in (extra(node) if extra is not None else []):
+        executor.add_node(other)
     reason = spin_until_signal(executor)
     if stop is not None:
         stop(node, reason, executor)

@@ -27,7 +27,7 @@ from rclpy.node import Node
 from rclpy.task import Future
 
 from gps_agent_ros.agent import Trial, TrialFailed, TrialRequest, trial_spec
-from gps_agent_ros.conversions import result_timing, result_to_arrays, run_trial_goal
+from gps_agent_ros.conversions import result_images, result_timing, result_to_arrays, run_trial_goal
 from gps_agent_ros.experiment import Experiment
 from gps_interfaces.action import RunTrial
 
@@ -118,7 +118,8 @@ class RosAgent:
 
     # -------------------------------------------------------------- batches
     def run_many(self, requests: Sequence[TrialRequest]) -> list[Trial]:
-        goals = [run_trial_goal(trial_spec(self.experiment, r.condition, r.controller)) for r in requests]
+        goals = [run_trial_goal(trial_spec(self.experiment, r.condition, r.controller, r.record_images))
+                 for r in requests]
         results: list[Trial | None] = [None] * len(requests)
         queue, attempts = deque(range(len(requests))), [0] * len(requests)
         cfg = self.experiment.config
@@ -183,7 +184,7 @@ class RosAgent:
             result = arm.result_future.result().result
             if result.status == R.STATUS_COMPLETED:
                 X, U = result_to_arrays(result)
-                return Trial(X, U, result_timing(result)[0], arm.namespace)
+                return Trial(X, U, result_timing(result)[0], arm.namespace, result_images(result))
             return result.status, result.reason, result.status in _ARM_FAULTS
         silent = now - arm.last_heard
         if silent > self.hang_timeout_s or now - arm.started > trial_timeout:

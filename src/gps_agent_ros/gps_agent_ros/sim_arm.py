@@ -167,6 +167,15 @@ class SimArm:
         return self._config.period
 
     @property
+    def client_id(self) -> int:
+        """PyBullet physics client (a scene and a camera render in the same world)."""
+        return self._arm.client_id
+
+    @property
+    def body_id(self) -> int:
+        return self._arm.body_id
+
+    @property
     def steps(self) -> int:
         """Periods simulated since construction."""
         return self._steps

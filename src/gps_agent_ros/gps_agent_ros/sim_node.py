@@ -10,7 +10,10 @@ cannot tell sim from real:
   subscribes  forward_effort_controller/commands   std_msgs/Float64MultiArray [N m]
               forward_velocity_controller/commands std_msgs/Float64MultiArray [rad/s]
   service     reset                                gps_interfaces/srv/ResetArm (introspection on:
-                                                   reset/_service_event announces every request)
+                                                   reset/_service_event announces every request;
+                                                   it also places the scene's objects)
+  with a `scene`: a sensor_node in this process publishes camera/image_raw + camera/camera_info
+  rendered from this world (gps_agent_ros.sensor_node)
 
 Commands are held until replaced (the last one of either kind wins); non-finite or wrong-length
 commands are dropped and logged, as ForwardCommandController does. Unlike it, a command not
@@ -35,6 +38,7 @@ Modes (`mode`):
 from __future__ import annotations
 
 import array
+import json
 import math
 import sys
 import time
@@ -55,7 +59,10 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 
+from gps_agent_ros.conversions import objects_from_fields
+from gps_agent_ros.diagnostics import SimHealth, publish_diagnostics, sim_diagnostics
 from gps_agent_ros.node_runtime import run_node
+from gps_core.scene_config import SceneConfig
 from gps_agent_ros.sim_arm import CommandKind, CommandWatchdog, SimArm, SimArmConfig, realtime_substeps
 from gps_interfaces.srv import ResetArm
 
@@ -90,8 +97,19 @@ class SimNode(Node):
             gravity_compensation=prm['gravity_compensation'], armature=prm['armature'],
             damping=prm['damping'], velocity_bandwidth=prm['velocity_bandwidth']))
         self._sim.reset(prm['joints'], prm['initial_positions'] or [0.0] * len(prm['joints']))
+        self._scene, self.sensor = None, None
+        if prm['scene'] is not None:   # the scene in the arm's world, its camera as a sensor_node
+            from gps_agent_ros.scene import Scene
+            from gps_agent_ros.sensor_node import SensorNode
+            self._scene = Scene(self._sim.client_id, prm['scene'])
+            self._last_stamp = TimeMsg()
+            self.sensor = SensorNode(self._sim.client_id, prm['scene'].camera, self._lockstep,
+                                     lambda: self._last_stamp, namespace=self.get_namespace())
         self._watchdog = CommandWatchdog(prm['command_timeout_s'])
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._health = SimHealth(prm['mode'], None if self._lockstep else prm['publish_rate_hz'], self._steady_s())
+        publish_diagnostics(self, lambda stamp: sim_diagnostics(self.get_namespace(),
+                                                                self._health.report(self._steady_s()), stamp))
         self._state = JointState(name=list(prm['joints']))
         self._clock_msg = ClockMsg()
 
@@ -149,6 +167,8 @@ class SimNode(Node):
                                          'joint positions at start [rad]; default all zero'),
             'velocity_bandwidth': declare('velocity_bandwidth', 50.0,
                                           'bandwidth of the joint velocity servo behind velocity commands [rad/s]'),
+            'scene': declare('scene', '', 'JSON of the scene (gps_core.scene_config.SceneConfig: table, blocks, '
+                             'camera): placed in the world, its camera served by a sensor_node; empty: none'),
         }
         return self._validate(prm)
 
@@ -177,6 +197,13 @@ class SimNode(Node):
         if q0 and len(q0) != nj:
             raise ValueError(f'parameter initial_positions has {len(q0)} values for {nj} joints')
         prm.update(initial_positions=q0, dt=float(prm['dt']), publish_rate_hz=rate)
+        if prm['scene']:
+            try:
+                prm['scene'] = SceneConfig.from_dict(json.loads(prm['scene']))
+            except (ValueError, TypeError) as err:
+                raise ValueError(f'parameter scene: {err}') from err
+        else:
+            prm['scene'] = None
         return prm
 
     # ------------------------------------------------------------- callbacks
@@ -184,11 +211,13 @@ class SimNode(Node):
         try:
             self._sim.set_command(kind, msg.data)
         except ValueError as err:
+            self._health.command_dropped()
             self.get_logger().error(f'dropped command: {err}', throttle_duration_sec=_LOG_THROTTLE_S)
             return
         self._watchdog.feed(self._steady_s())
         if self._lockstep:
             self._sim.step()
+            self._health.stepped()
             self._publish_state()
 
     def _on_tick(self) -> None:
@@ -196,21 +225,29 @@ class SimNode(Node):
             return
         self._check_watchdog()
         self._sim.step()
+        self._health.stepped()
         self._publish_state()
 
     def _check_watchdog(self) -> None:
         if self._watchdog.check(self._steady_s()):
+            self._health.watchdog_tripped()
             self._sim.zero_command()
             self.get_logger().warning(f'no command for {self._watchdog.timeout_s} s: command zeroed')
 
     def _on_reset(self, request: ResetArm.Request, response: ResetArm.Response) -> ResetArm.Response:
         try:
+            objects = objects_from_fields(request.object_names, request.object_positions)
+            if objects and self._scene is None:
+                raise ValueError(f'objects {sorted(objects)} to place, but this simulation has no scene')
             self._sim.reset(list(request.joint_names), np.asarray(request.joint_positions, dtype=float))
+            if self._scene is not None:
+                self._scene.place(objects)
         except ValueError as err:
             response.success, response.message = False, f'reset refused: {err}'
             self.get_logger().error(response.message)
             return response
         self._watchdog.disarm()
+        self._health.reset()
         response.stamp = self._publish_state()
         if not self._lockstep:
             # restart the tick grid at the reset state: a trial indexes its steps by stamp
@@ -238,6 +275,10 @@ class SimNode(Node):
             stamp = TimeMsg(sec=sec, nanosec=nanosec)
         else:
             stamp = self.get_clock().now().to_msg()
+        if self.sensor is not None:   # lockstep: the image of this state, before its joint_states
+            self._last_stamp = stamp
+            if self._lockstep:
+                self.sensor.publish(stamp)
         q, qd = self._sim.joint_state()
         msg = self._state
         msg.header.stamp = stamp
@@ -249,6 +290,8 @@ class SimNode(Node):
         return stamp
 
     def destroy_node(self) -> None:
+        if getattr(self, 'sensor', None) is not None:
+            self.sensor.destroy_node()
         sim = getattr(self, '_sim', None)  # absent if __init__ failed
         if sim is not None:
             sim.close()
@@ -257,7 +300,7 @@ class SimNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Spin until SIGINT/SIGTERM (rclpy's own handlers off: a callback never races the shutdown)."""
-    return run_node(SimNode, 'sim_node', args)
+    return run_node(SimNode, 'sim_node', args, extra=lambda node: [node.sensor] if node.sensor else [])
 
 
 if __name__ == '__main__':

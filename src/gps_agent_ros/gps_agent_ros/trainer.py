@@ -14,6 +14,7 @@ its result does not depend on which arm ran it or when: one arm and four give th
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ class Metrics:
     solved_at_iteration: int | None = None         # all training conditions' samples within success_distance
     policy_solved_at_iteration: int | None = None  # the network alone on all training conditions
     policy_evaluation_agent: str | None = None     # where the network's trials ran: 'ros' | 'inprocess'
+    pretraining: dict | None = None                # visuomotor: the vision layers' held-out pose error
 
     def write(self, path: Path) -> None:
         tmp = path.with_suffix('.json.tmp')
@@ -74,7 +76,9 @@ class Trainer:
 
     def __init__(self, exp: Experiment, agent: Agent, agent_name: str, out: Path,
                  progress: Callable[[str], None] = print,
-                 on_iteration: Callable[[dict, list[SampleBatch]], None] | None = None):
+                 on_iteration: Callable[[dict, list[SampleBatch], list[np.ndarray] | None], None] | None = None):
+        """on_iteration(record, batches, policy_paths): after each iteration (policy_paths: the
+        network's noiseless end-effector path [T, 3] per training condition, or None)."""
         cfg = exp.config
         self.exp, self.agent, self.out = exp, agent, Path(out)
         self.progress, self.on_iteration = progress, on_iteration
@@ -85,12 +89,21 @@ class Trainer:
         self.network = self.algorithm.network
         if self.network is not None:
             import torch
-            # minibatches of a small MLP: one thread measured ~6x faster than two (thread hand-off dominates)
-            torch.set_num_threads(1)
+            # minibatches of a small MLP: one thread measured ~6x faster than two (thread hand-off
+            # dominates); convolutions on images use both cores
+            torch.set_num_threads(min(2, os.cpu_count() or 1) if exp.visuomotor else 1)
         self.metrics = Metrics(cfg.experiment, agent_name,
                                policy_evaluation_agent=agent_name if self.network is not None else None)
         self.first_paths: list[np.ndarray] | None = None
+        self.policy_paths: list[np.ndarray] | None = None   # the network alone, last evaluation
         self.next_iteration = 1
+
+    def pretrain(self, cache_dir: Path) -> None:
+        """Visuomotor policies: the vision layers pretrained to find the block (cached)."""
+        from gps_agent_ros.pretraining import pretrained_vision
+        vision, stats = pretrained_vision(self.exp, self.network, cache_dir, self.progress)
+        self.algorithm.policy_opt.load_vision(vision)
+        self.metrics.pretraining = stats
 
     def resume(self, state_path: Path) -> None:
         """Continue after the iteration a training state (checkpoints/state_NNN) was saved at:
@@ -143,7 +156,7 @@ class Trainer:
         self.metrics.iterations.append(record)
         self._save(it, stats, batches)
         if self.on_iteration is not None:
-            self.on_iteration(record, batches)
+            self.on_iteration(record, batches, self.policy_paths)
         self.progress(f'iter {it:2d}/{iterations}  cost {cost:9.2f}  final distance [m] '
                       + ' '.join(f'{d:.3f}' for d in dist) + ('  SOLVED' if solved else '') + line
                       + f'  (sampling {sampling:.1f} s, ' + ', '.join(f'{k} {v:.2f} s' for k, v in stats.seconds.items()) + ')')
@@ -168,11 +181,20 @@ class Trainer:
                 else:
                     eps = smoothed_noise(trial_rng(cfg.seed, it, NOISE_CONTROLLER, m, i), T, dU, sigma)
                     controller = LinearGaussianSpec(pol.K, pol.fold_noise(eps))
-                requests.append(TrialRequest(exp.conditions[m], controller, i))
+                requests.append(TrialRequest(exp.conditions[m], controller, i, record_images=exp.visuomotor))
         trials = self.agent.run_many(requests)
         self._record(recorder, requests, trials, 'network' if on_policy else 'controller')
-        return [SampleBatch(np.stack([t.X for t in trials[m * n:(m + 1) * n]]),
-                            np.stack([t.U for t in trials[m * n:(m + 1) * n]])) for m in range(len(exp.conditions))]
+        return [self._batch(m, trials[m * n:(m + 1) * n]) for m in range(len(exp.conditions))]
+
+    def _batch(self, m: int, trials: list[Trial]) -> SampleBatch:
+        """Condition m's samples; for a visuomotor policy with its observations: the images and
+        the robot's own state (the end-effector points in the base frame, not minus the target)."""
+        X, U = np.stack([t.X for t in trials]), np.stack([t.U for t in trials])
+        if not self.exp.visuomotor:
+            return SampleBatch(X, U)
+        if any(t.images is None for t in trials):
+            raise RuntimeError(f'{self.exp.conditions[m].name}: a trial came back without its images')
+        return SampleBatch(X, U, self.exp.policy_state(X, self.exp.conditions[m]), np.stack([t.images for t in trials]))
 
     def _evaluate_policy(self, it: int, record: dict, recorder: TrialRecorder) -> str:
         """Noiseless trials of the network alone on the training and test conditions; adds their
@@ -181,18 +203,21 @@ class Trainer:
         exp, threshold = self.exp, self.exp.config.algorithm.success_distance
         t0 = time.perf_counter()
         spec = NetworkSpec(policy_spec(self.network))
-        conditions: list[Condition] = exp.conditions + exp.test_conditions
+        conditions: list[Condition] = exp.conditions + exp.test_conditions + exp.distractor_conditions
         requests = [TrialRequest(c, spec) for c in conditions]
         trials = self.agent.run_many(requests)
         self._record(recorder, requests, trials, 'network alone')
         d = [float(exp.final_distance(t.X[None])[0]) for t in trials]
-        train_d, test_d = d[:len(exp.conditions)], d[len(exp.conditions):]
+        self.policy_paths = [exp.ee_path(c, t.X) for c, t in zip(exp.conditions, trials)]
+        n_train, n_test = len(exp.conditions), len(exp.test_conditions)
+        train_d, test_d, distractor_d = d[:n_train], d[n_train:n_train + n_test], d[n_train + n_test:]
         record['policy_final_ee_distance'] = train_d
         line = '  | policy ' + ' '.join(f'{v:.3f}' for v in train_d)
-        if test_d:
-            record['policy_test_final_ee_distance'] = test_d
-            record['policy_test_success_rate'] = float(np.mean([v <= threshold for v in test_d]))
-            line += f'  test {sum(v <= threshold for v in test_d)}/{len(test_d)} within {threshold} m'
+        for name, values in (('test', test_d), ('distractor', distractor_d)):
+            if values:
+                record[f'policy_{name}_final_ee_distance'] = values
+                record[f'policy_{name}_success_rate'] = float(np.mean([v <= threshold for v in values]))
+                line += f'  {name} {sum(v <= threshold for v in values)}/{len(values)} within {threshold} m'
         if all(v <= threshold for v in train_d) and self.metrics.policy_solved_at_iteration is None:
             self.metrics.policy_solved_at_iteration = it
         record['seconds']['policy_eval'] = time.perf_counter() - t0
@@ -202,7 +227,7 @@ class Trainer:
         joints, nj = self.exp.config.robot.joints, self.exp.dU
         for r, t in zip(requests, trials):
             recorder.write_trial(arm=t.arm, condition=r.condition.name, sample=r.sample, joint_names=joints,
-                                 q=t.X[:, :nj], qd=t.X[:, nj:2 * nj], U=t.U, stamps=t.stamps,
+                                 q=t.X[:, :nj], qd=t.X[:, nj:2 * nj], U=t.U, stamps=t.stamps, images=t.images,
                                  extra={'controller': kind})
 
     # ---------------------------------------------------------------- outputs
@@ -210,7 +235,7 @@ class Trainer:
         """Everything of iteration `it`; the training state is the commit point (written whole,
         atomically: --resume continues after the last one there is)."""
         cfg, out = self.exp.config, self.out
-        paths = [self._ee_path(m, b.X) for m, b in enumerate(batches)]
+        paths = [self.exp.ee_path(c, b.X) for c, b in zip(self.exp.conditions, batches)]
         if self.first_paths is None:
             self.first_paths = paths
         if self.network is not None:
@@ -229,18 +254,23 @@ class Trainer:
                      paths={self.metrics.iterations[0]['iteration']: self.first_paths, it: paths},
                      condition_names=[c.name for c in self.exp.conditions], algorithm=cfg.algorithm.type)
 
-    def _ee_path(self, m: int, X: np.ndarray) -> np.ndarray:
-        """[N, T, 3] positions of the first end-effector point (base frame) in the samples X."""
-        return X[:, :, self.exp.encoder.ee_slice][:, :, :3] + self.exp.conditions[m].targets[0]
 
 
 def train(exp: Experiment, agent: Agent, agent_name: str, out: Path, iterations: int,
           progress: Callable[[str], None] = print,
-          on_iteration: Callable[[dict, list[SampleBatch]], None] | None = None,
+          on_iteration: Callable[[dict, list[SampleBatch], list[np.ndarray] | None], None] | None = None,
           resume_from: Path | None = None) -> Metrics:
     """Train up to iteration `iterations` (see Trainer), from scratch or after the iteration of
     the training state `resume_from`."""
     trainer = Trainer(exp, agent, agent_name, out, progress, on_iteration)
     if resume_from is not None:
         trainer.resume(resume_from)
+    elif exp.visuomotor and exp.config.policy.pretrain is not None:
+        trainer.pretrain(vision_cache_dir())
     return trainer.train(iterations)
+
+
+def vision_cache_dir() -> Path:
+    """Where pretrained vision layers are kept across runs: $GPS_CACHE_DIR, else ~/.cache/gps_ros2."""
+    return Path(os.environ.get('GPS_CACHE_DIR') or Path.home() / '.cache' / 'gps_ros2') / 'vision'
+

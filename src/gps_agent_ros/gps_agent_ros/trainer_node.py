@@ -1,8 +1,10 @@
 """trainer_node: runs an experiment through the node graph (RosAgent -> controller_node).
 
-Publishes each iteration's mean cost (gps/cost, std_msgs/Float64) and final end-effector
-distances per condition (gps/final_distance, std_msgs/Float64MultiArray), and writes the same
-metrics.json / checkpoints / plot as the in-process agent.
+Publishes each iteration's mean cost (gps/cost, std_msgs/Float64), final end-effector distances
+per condition (gps/final_distance, std_msgs/Float64MultiArray), every number of the iteration
+stamped (gps/metrics, diagnostic_msgs/DiagnosticArray) and rviz markers (gps/markers,
+visualization_msgs/MarkerArray: targets, sampled paths coloured by cost, the network's path), and
+writes the same metrics.json / checkpoints / recordings / report as the in-process agent.
 
     ros2 run gps_agent_ros trainer_node --ros-args -p experiment:=config/ur5e_reach.yaml -p out:=runs/x
     gps-train config/ur5e_reach.yaml --agent ros      # also starts sim_node + controller_node
@@ -18,8 +20,12 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+from diagnostic_msgs.msg import DiagnosticArray
 from std_msgs.msg import Float64, Float64MultiArray
+from visualization_msgs.msg import MarkerArray
 
+from gps_agent_ros import markers
+from gps_agent_ros.diagnostics import iteration_metrics
 from gps_agent_ros.bringup import Bringup, BringupError
 from gps_agent_ros.experiment import Experiment
 from gps_agent_ros.ros_agent import RosAgent, TrialFailed
@@ -40,10 +46,32 @@ class TrainerNode(Node):
         self.declare_parameter('overwrite', False, d(description='clear a non-empty out first'))
         self.cost_pub = self.create_publisher(Float64, 'gps/cost', 10)
         self.distance_pub = self.create_publisher(Float64MultiArray, 'gps/final_distance', 10)
+        self.metrics_pub = self.create_publisher(DiagnosticArray, 'gps/metrics', 10)
+        self.markers_pub = self.create_publisher(MarkerArray, markers.TOPIC, markers.QOS)
+        self._experiment: Experiment | None = None
+        self._costs = None
 
-    def publish_iteration(self, record: dict, _batches=None) -> None:
+    def watch(self, exp: Experiment) -> None:
+        """The experiment whose iterations publish_iteration shows (targets, per-sample costs)."""
+        self._experiment, self._costs = exp, exp.costs()
+
+    def publish_iteration(self, record: dict, batches=None, policy_paths=None) -> None:
+        """gps/cost, gps/final_distance (plain, for rqt_plot), gps/metrics (stamped, every number
+        of the record) and gps/markers (targets, the samples' paths coloured by cost, the
+        network's noiseless paths) for rviz."""
+        stamp = self.get_clock().now().to_msg()
         self.cost_pub.publish(Float64(data=float(record['mean_cost'])))
         self.distance_pub.publish(Float64MultiArray(data=[float(d) for d in record['final_ee_distance']]))
+        exp = self._experiment
+        success = exp.config.algorithm.success_distance if exp is not None else None
+        self.metrics_pub.publish(iteration_metrics(record, stamp, success_distance=success))
+        if exp is None or batches is None:
+            return
+        paths = [exp.ee_path(c, b.X) for c, b in zip(exp.conditions, batches)]
+        costs = [cost.eval(b.X, b.U).l.sum(axis=1) for cost, b in zip(self._costs, batches)]
+        self.markers_pub.publish(markers.training_markers(
+            [c.targets[0] for c in exp.conditions], paths, costs, [c.name for c in exp.conditions],
+            policy_paths=policy_paths, target_radius=success, stamp=stamp))
 
 
 def run_ros_training(cfg: ExperimentConfig, out: Path, namespaces: list[str] | str = ('arm0',),
@@ -69,6 +97,7 @@ def run_ros_training(cfg: ExperimentConfig, out: Path, namespaces: list[str] | s
             progress(f'bringup: sim_node + controller_node in {", ".join("/" + ns for ns in namespaces)} '
                      f'(ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}, logs in {out / "logs"})')
         exp = Experiment(cfg)
+        node.watch(exp)
         health = (lambda ns: bringups[ns].dead()) if bringups else None
         agent = RosAgent(node, executor, exp, namespaces, arm_health=health)
         train(exp, agent, 'ros', out, cfg.iterations, progress=progress, on_iteration=node.publish_iteration,

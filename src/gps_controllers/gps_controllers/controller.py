@@ -7,7 +7,8 @@ import numpy as np
 
 
 class Controller(Protocol):
-    """A controller of horizon T for states of size dX and actions of size dU."""
+    """A controller of horizon T for states of size dX and actions of size dU; a visuomotor
+    policy also sees each step's camera image (image_shape (H, W); None: no image)."""
 
     @property
     def T(self) -> int: ...
@@ -18,6 +19,10 @@ class Controller(Protocol):
     @property
     def dU(self) -> int: ...
 
-    def command(self, t: int, x: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """u_t for state x [dX], written into out [dU] (float64) and returned; no allocation."""
+    @property
+    def image_shape(self) -> tuple[int, int] | None: ...
+
+    def command(self, t: int, x: np.ndarray, out: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
+        """u_t for state x [dX] (and image [H, W, 3] uint8), written into out [dU] (float64) and
+        returned; no allocation."""
         ...

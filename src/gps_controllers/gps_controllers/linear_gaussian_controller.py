@@ -97,8 +97,12 @@ class LinearGaussianController:
         """[T, dU], read-only."""
         return self._k
 
+    @property
+    def image_shape(self) -> None:
+        return None  # sees the state only
+
     # ---------------------------------------------------------------- hot path
-    def command(self, t: int, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def command(self, t: int, x: np.ndarray, out: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
         """u_t = K_t x + k_t written into `out` ([dU], float64, contiguous) and returned.
 
         x: [dX]. No array allocation: this runs once per control step.

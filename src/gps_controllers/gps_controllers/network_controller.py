@@ -1,5 +1,12 @@
 """u_t = mu_theta(o_t) + noise_t: the trained network run on the arm, from a policy spec.
 
+Two kinds: the MLP on the GPS state (o = x: the end-effector points relative to the target are
+how it knows the target), and the visuomotor spatial-softmax CNN (Levine et al. JMLR'16), whose
+observation is the step's camera image plus the robot's own state (x with the end-effector
+points in the base frame, x + state_offset: nothing in it names the target but the pixels). The
+visuomotor network runs through its batch-1 fast path (StepInference: folded normalizations,
+preallocated channels-last inputs).
+
 The network is rebuilt from the project's own module definition and the weights in the spec
 (gps_core.policies.spec.build_network: no pickles, no TorchScript), checked against the robot
 (observation size dX, action size dU) and the horizon, and then run on preallocated buffers: for
@@ -28,11 +35,22 @@ class NetworkPolicyController:
     """A neural-network policy as a controller of horizon T (see the module docstring)."""
 
     def __init__(self, policy: PolicySpec, T: int, dX: int, dU: int,
-                 noise: np.ndarray | None = None) -> None:
+                 noise: np.ndarray | None = None, state_offset: np.ndarray | None = None) -> None:
+        """state_offset [dX]: a visuomotor policy's robot state is x + state_offset."""
+        visuomotor = policy.kind == 'spatial_softmax'
         try:
-            self._module = build_network(policy, expected_dO=dX, expected_dU=dU)
+            self._module = build_network(policy, expected_dO=None if visuomotor else dX, expected_dU=dU)
         except InvalidPolicy as exc:
             raise InvalidController(str(exc)) from exc
+        self._step = None
+        if visuomotor:
+            from gps_core.policies.visuomotor import StepInference
+            if self._module.dS != dX:
+                raise InvalidController(f"policy robot-state size dS={self._module.dS} does not match the robot's "
+                                        f"dX={dX}")
+            self._step = StepInference(self._module)
+            self._offset = np.zeros(dX) if state_offset is None else np.asarray(state_offset, dtype=np.float64)
+            self._s = np.empty(dX)
         if noise is None or np.size(noise) == 0:
             self._noise = None
         else:
@@ -70,10 +88,22 @@ class NetworkPolicyController:
     def kind(self) -> str:
         return self._kind
 
-    def command(self, t: int, x: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """u_t = mu_theta(x) + noise_t into out [dU] (float64)."""
+    @property
+    def image_shape(self) -> tuple[int, int] | None:
+        return tuple(self._step.image_shape) if self._step is not None else None
+
+    def command(self, t: int, x: np.ndarray, out: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
+        """u_t = mu_theta(o_t) + noise_t into out [dU] (float64)."""
         if not 0 <= t < self._T:
             raise IndexError(f"step t={t} outside the horizon [0, {self._T})")
+        if self._step is not None:
+            if image is None:
+                raise ValueError("a visuomotor policy needs the step's image")
+            np.add(x, self._offset, out=self._s)
+            out[:] = self._step(image, self._s)
+            if self._noise is not None:
+                out += self._noise[t]
+            return out
         self._x_np[:] = x
         if self._plan is not None:
             for op in self._plan:

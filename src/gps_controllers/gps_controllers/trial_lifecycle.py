@@ -26,6 +26,12 @@ through `ArmPort.other_commanders`) or a reset the lifecycle did not ask for (`o
 from the reset service's introspection events: exactly one request per trial is ours) ends the
 trial ABORTED_INTERFERENCE: its sample is not what the controller did.
 
+Images: a trial whose controller sees images (a visuomotor policy) or that records them feeds
+each joint_states to the runner with the newest camera image stamped no later than it and no
+more than `image_max_age_s` earlier (0: exactly the same stamp, as a lockstep simulator's sensor
+publishes); a state waits for its image (the two topics arrive in any order) and the trial ends
+ABORTED_STALE_STATE when none comes within `image_s`.
+
 `cancel` and `halt` end any active phase with CANCELLED; after `halt` no goal is accepted and
 only zeros are published. Every way out publishes a zero command before `finished`. Times are
 seconds on a steady clock, passed in with each event; `clock` (the node clock: sim time under a
@@ -36,7 +42,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Protocol, Sequence
+from collections import deque
+from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -82,9 +89,13 @@ class LifecycleTimeouts:
     stale_s: float = 0.5        # no joint_states for this long while starting / running: abort
     reset_s: float = 10.0       # the reset service must appear, then answer, within this
     flush_s: float = 0.5        # at most this long to wait for commands to reach the arm
+    image_s: float = 0.5        # a state waits at most this long for its camera image
+    image_max_age_s: float = 0.0   # the image may be this much older than the state [s, stamps]
 
     def __post_init__(self) -> None:
-        for name in ('stale_s', 'reset_s', 'flush_s'):
+        if not (math.isfinite(self.image_max_age_s) and self.image_max_age_s >= 0.0):
+            raise ValueError(f'image_max_age_s must be a finite number >= 0, got {self.image_max_age_s}')
+        for name in ('stale_s', 'reset_s', 'flush_s', 'image_s'):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
                 raise ValueError(f'{name} must be a finite number > 0, got {value}')
@@ -101,8 +112,9 @@ class ArmPort(Protocol):
 
     def reset_service_ready(self) -> bool: ...
 
-    def request_reset(self, joint_names: Sequence[str], q0: np.ndarray) -> None:
-        """Ask for the reset; its answer comes back as `on_reset_answer`."""
+    def request_reset(self, joint_names: Sequence[str], q0: np.ndarray, objects: Mapping[str, np.ndarray]) -> None:
+        """Ask for the reset (the arm to q0, the scene's objects to their centres); its answer
+        comes back as `on_reset_answer`."""
 
     def cancel_reset(self) -> None:
         """Forget the reset request in flight (its answer, if any, is then ignored)."""
@@ -145,6 +157,8 @@ class TrialLifecycle:
         # state once, possibly before the reset answer arrives)
         self._q, self._qd = np.zeros(n_joints), np.zeros(n_joints)
         self._stamp: float | None = None
+        self._images: deque[tuple[float, np.ndarray]] = deque(maxlen=8)   # the newest camera images
+        self._waiting_since: float | None = None    # a state waits for its image (q, qd, _stamp)
 
     # ----------------------------------------------------------------- robot
     def set_robot(self, encoder: StateEncoder, safety: SafetyFilter) -> None:
@@ -191,7 +205,23 @@ class TrialLifecycle:
         runner = self._runner
         if runner is not None:
             self._last_state = now
-            u = runner.on_state(q, qd, stamp, self._clock())
+            image = None
+            if runner.needs_image:
+                image = self._image_for(stamp)
+                if image is None:       # its image has not arrived yet: the state waits for it
+                    np.copyto(self._q, q)
+                    np.copyto(self._qd, qd)
+                    self._stamp = stamp
+                    if self._waiting_since is None:
+                        self._waiting_since = now
+                    return
+                self._waiting_since = None
+                shape = runner.image_shape
+                if shape is not None and image.shape[:2] != tuple(shape):
+                    self.abort(TrialStatus.INVALID_CONTROLLER, f'the camera images are {image.shape[1]}x{image.shape[0]}; '
+                               f'the policy takes {shape[1]}x{shape[0]}')
+                    return
+            u = runner.on_state(q, qd, stamp, self._clock(), image)
             if u is not None:
                 self._port.publish(u)
                 runner.mark_published(self._clock())
@@ -208,6 +238,20 @@ class TrialLifecycle:
             self._try_run()
         elif self.phase is not Phase.IDLE:
             self._advance(now)
+
+    def on_image(self, image: np.ndarray, stamp: float, now: float) -> None:
+        """A camera image [H, W, 3] uint8 (copied) with its header stamp."""
+        self._images.append((stamp, np.array(image, dtype=np.uint8)))
+        if self._runner is not None and self._waiting_since is not None and self._image_for(self._stamp) is not None:
+            self.on_state(self._q, self._qd, self._stamp, now)
+
+    def _image_for(self, stamp: float) -> np.ndarray | None:
+        """The newest image stamped in [stamp - image_max_age_s, stamp], or None."""
+        oldest = stamp - self._timeouts.image_max_age_s - 1e-9
+        for t, image in reversed(self._images):
+            if oldest <= t <= stamp + 1e-9:
+                return image
+        return None
 
     def on_bad_state(self, reason: str, now: float) -> None:
         """joint_states that cannot be read (missing joints, wrong lengths)."""
@@ -236,6 +280,11 @@ class TrialLifecycle:
             if others:
                 self.abort(TrialStatus.ABORTED_INTERFERENCE, f'another publisher on the command topic: {others}')
                 return
+        if self._waiting_since is not None and now - self._waiting_since > self._timeouts.image_s:
+            self.abort(TrialStatus.ABORTED_STALE_STATE, f'no camera image stamped within '
+                       f'{self._timeouts.image_max_age_s:g} s before the joint_states at {self._stamp:.3f} s '
+                       f'for {now - self._waiting_since:.3f} s (image timeout {self._timeouts.image_s:g} s)')
+            return
         if self.phase in (Phase.STARTING, Phase.RUNNING):
             age = now - self._last_state
             if age > self._timeouts.stale_s:
@@ -294,7 +343,7 @@ class TrialLifecycle:
                 return
             self._enter(Phase.RESETTING, now + self._timeouts.reset_s)
             self._own_resets = 1 if self._track_resets else 0
-            self._port.request_reset(self._encoder.joint_names, self._plan.q0)
+            self._port.request_reset(self._encoder.joint_names, self._plan.q0, self._plan.objects)
         elif self.phase is Phase.RESETTING and now > self._deadline:
             self._port.cancel_reset()
             self._finish(TrialStatus.RESET_FAILED, f'reset service {self._service} did not answer within '
@@ -310,7 +359,7 @@ class TrialLifecycle:
             return
         plan = self._plan
         self._runner = TrialRunner(self._encoder, plan.controller, self._safety, plan.targets,
-                                   plan.horizon, plan.dt)
+                                   plan.horizon, plan.dt, record_images=plan.record_images)
         self.phase = Phase.RUNNING
         self.on_state(self._q, self._qd, self._stamp, self._last_state)
 
@@ -324,6 +373,7 @@ class TrialLifecycle:
         if condition is None:
             condition = self._plan.condition if self._plan is not None else ''
         self.phase, self._plan, self._runner, self._stamp = Phase.IDLE, None, None, None
+        self._waiting_since = None
         self._port.finished(TrialOutcome(TrialStatus(status), reason, condition, recording))
 
     def _enter(self, phase: Phase, deadline: float) -> None:

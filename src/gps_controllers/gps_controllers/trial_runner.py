@@ -62,7 +62,7 @@ class TrialRunner:
 
     def __init__(self, encoder: StateEncoder, controller: Controller,
                  safety: SafetyFilter, targets: np.ndarray, horizon: int, dt: float,
-                 perf_clock: Callable[[], float] = time.perf_counter) -> None:
+                 perf_clock: Callable[[], float] = time.perf_counter, record_images: bool = False) -> None:
         T, dU, dX = controller.T, controller.dU, controller.dX
         if horizon != T:
             raise ValueError(f"horizon {horizon} differs from the controller's T={T}")
@@ -87,6 +87,8 @@ class TrialRunner:
         self.skipped_steps = 0
         self.status: TrialStatus | None = None
         self.reason = ""
+        self._record_images = bool(record_images)
+        self.images: np.ndarray | None = None   # [T, H, W, 3] uint8: the image of each step, if recorded
 
     # ------------------------------------------------------------- properties
     @property
@@ -98,9 +100,20 @@ class TrialRunner:
         return self.status is not None
 
     # ---------------------------------------------------------------- hot path
+    @property
+    def image_shape(self) -> tuple[int, int] | None:
+        """(H, W) of the images the controller takes (None: it takes none)."""
+        return self._controller.image_shape
+
+    @property
+    def needs_image(self) -> bool:
+        """Every state must come with the step's image (a visuomotor policy, or recording)."""
+        return self._controller.image_shape is not None or self._record_images
+
     def on_state(self, q: np.ndarray, qd: np.ndarray, stamp_s: float,
-                 now_s: float) -> np.ndarray | None:
-        """Feed one joint state (stamp_s: its header stamp; now_s: the node clock now).
+                 now_s: float, image: np.ndarray | None = None) -> np.ndarray | None:
+        """Feed one joint state (stamp_s: its header stamp; now_s: the node clock now) and, when
+        `needs_image`, the camera image [H, W, 3] uint8 of that instant.
 
         Returns the command u_t [dU] to publish when the state opens a new step, None when
         there is nothing new to send (a state within the current step, an old state, or the
@@ -125,9 +138,13 @@ class TrialRunner:
             self.status = TrialStatus.COMPLETED
             return None
         self.X[t] = x
+        if self._record_images and image is not None:
+            if self.images is None:
+                self.images = np.zeros((self._T,) + image.shape, dtype=np.uint8)
+            self.images[t] = image
         u = self.U[t]
         try:
-            self._safety.filter(self._controller.command(t, x, self._u_raw), out=u)
+            self._safety.filter(self._controller.command(t, x, self._u_raw, image), out=u)
         except UnsafeCommand as exc:
             self.abort(TrialStatus.ABORTED_LIMIT, f"step {t}: {exc}")
             return None
@@ -168,6 +185,8 @@ class TrialRunner:
         w = (np.arange(last + 1, end) - last) / (t - last)  # interpolation weights in (0, 1)
         self.X[last + 1:end] = (1.0 - w)[:, None] * self.X[last] + w[:, None] * x
         self.U[last + 1:end] = self.U[last]
+        if self.images is not None:
+            self.images[last + 1:end] = self.images[last]
         self.stamps[last + 1:end] = (1.0 - w) * self.stamps[last] + w * stamp_s
         self.latencies[last + 1:end] = np.nan
         self.compute_times[last + 1:end] = 0.0

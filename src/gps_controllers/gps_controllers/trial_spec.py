@@ -11,8 +11,8 @@ Nothing reaches the arm from a spec that did not pass `plan_trial`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Sequence, Union
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence, Union
 
 import numpy as np
 
@@ -57,11 +57,14 @@ class TrialSpec:
     dt: float
     controller: ControllerSpec
     record_images: bool = False
+    # scene objects the reset places: name ('block', 'distractor') -> centre [3] (base frame)
+    objects: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class TrialPlan:
-    """A validated trial: q0 [nj], targets [P, 3], a controller of horizon T for this robot."""
+    """A validated trial: q0 [nj], targets [P, 3], a controller of horizon T for this robot,
+    the objects to place and whether to record the camera's images."""
 
     condition: str
     horizon: int
@@ -69,6 +72,8 @@ class TrialPlan:
     q0: np.ndarray
     targets: np.ndarray
     controller: Controller
+    objects: Mapping[str, np.ndarray] = field(default_factory=dict)
+    record_images: bool = False
 
 
 def plan_trial(spec: TrialSpec, encoder: StateEncoder) -> TrialPlan:
@@ -101,12 +106,17 @@ def plan_trial(spec: TrialSpec, encoder: StateEncoder) -> TrialPlan:
         raise InvalidController(f"initial_joint_positions outside the URDF limits for joints "
                                 f"{outside}: {q0.tolist()}")
     targets = _vector(spec.targets, 3 * encoder.n_points, "ee_targets").reshape(encoder.n_points, 3)
-    controller = build_controller(spec.controller, T, encoder.dX, len(robot))
-    return TrialPlan(spec.condition, T, float(spec.dt), q0, targets, controller)
+    objects = {str(name): _vector(xyz, 3, f"object {name!r} position") for name, xyz in spec.objects.items()}
+    offset = np.zeros(encoder.dX)   # x + offset: the end-effector points in the base frame
+    offset[encoder.ee_slice] = targets.ravel()
+    controller = build_controller(spec.controller, T, encoder.dX, len(robot), offset)
+    return TrialPlan(spec.condition, T, float(spec.dt), q0, targets, controller, objects, bool(spec.record_images))
 
 
-def build_controller(spec: ControllerSpec, T: int, dX: int, dU: int) -> Controller:
-    """The runtime controller of a spec, checked against horizon T, state size dX, action size dU."""
+def build_controller(spec: ControllerSpec, T: int, dX: int, dU: int,
+                     state_offset: np.ndarray | None = None) -> Controller:
+    """The runtime controller of a spec, checked against horizon T, state size dX, action size dU;
+    state_offset [dX]: what a visuomotor policy adds to x to get the robot's own state."""
     if isinstance(spec, LinearGaussianSpec):
         K, k = np.asarray(spec.K), np.asarray(spec.k)
         if K.ndim != 3 or K.shape[0] != T:
@@ -116,7 +126,7 @@ def build_controller(spec: ControllerSpec, T: int, dX: int, dU: int) -> Controll
         return ctrl
     if isinstance(spec, NetworkSpec):
         from gps_controllers.network_controller import NetworkPolicyController  # torch
-        return NetworkPolicyController(spec.policy, T, dX, dU, spec.noise)
+        return NetworkPolicyController(spec.policy, T, dX, dU, spec.noise, state_offset)
     raise InvalidController(f"unknown controller description {type(spec).__name__}")
 
 

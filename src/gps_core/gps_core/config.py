@@ -25,9 +25,12 @@ import yaml
 from gps_core.costs.ramp import RAMP_KINDS
 from gps_core.dynamics.gmm_prior import DynamicsPriorConfig
 from gps_core.policies.policy_config import PolicyConfig
+from gps_core.policies.visuomotor_config import VisuomotorPolicyConfig
+from gps_core.scene_config import SceneConfig
 from gps_core.traj_opt.kl_lqr import TrajOptConfig
+from gps_core.traj_opt.pi2 import PI2Config
 
-ALGORITHMS = ('traj_opt', 'mdgps', 'badmm')
+ALGORITHMS = ('traj_opt', 'mdgps', 'badmm', 'pigps')
 
 
 class ConfigError(ValueError):
@@ -118,8 +121,11 @@ class SimConfig:
 @dataclass(frozen=True)
 class ConditionConfig:
     initial_joint_positions: tuple[float, ...]
-    target_position: tuple[float, float, float]   # of the first end-effector point, base frame [m]
+    # of the first end-effector point, base frame [m]; with a scene, default: above the block
+    target_position: tuple[float, float, float] | None = None
     target_rpy: tuple[float, float, float] | None = None  # target ee orientation; default: experiment's
+    block: tuple[float, float] | None = None       # the scene's block on the table at this xy [m]
+    distractor: tuple[float, float] | None = None  # the scene's distractor block at this xy [m]
 
 
 @dataclass(frozen=True)
@@ -222,7 +228,7 @@ class BADMMConfig:
 
 @dataclass(frozen=True)
 class AlgorithmConfig:
-    type: str = 'traj_opt'                        # traj_opt | mdgps | badmm
+    type: str = 'traj_opt'                        # traj_opt | mdgps | badmm | pigps
     base_kl_step: float = 0.2                     # per time step; epsilon = base_kl_step * step_mult * T
     min_step_mult: float = 0.01
     max_step_mult: float = 10.0
@@ -231,6 +237,7 @@ class AlgorithmConfig:
     init: InitControllerConfig = InitControllerConfig()
     mdgps: MDGPSConfig = MDGPSConfig()
     badmm: BADMMConfig = BADMMConfig()
+    pi2: PI2Config = PI2Config()                  # pigps's C-step (gps_core.traj_opt.pi2)
 
     def __post_init__(self) -> None:
         _one_of(self.type, 'type', ALGORITHMS)
@@ -267,7 +274,11 @@ class ExperimentConfig:
     algorithm: AlgorithmConfig = AlgorithmConfig()
     dynamics: DynamicsConfig = DynamicsConfig()
     traj_opt: TrajOptConfig = TrajOptConfig()
-    policy: PolicyConfig = PolicyConfig()         # the neural-network policy (mdgps, badmm)
+    # the neural-network policy (mdgps, badmm, pigps): policy.kind mlp (on the state) or
+    # spatial_softmax (a visuomotor CNN on the scene's camera images + the robot's own state)
+    policy: PolicyConfig | VisuomotorPolicyConfig = PolicyConfig()
+    scene: SceneConfig | None = None              # table, block(s) and camera (visuomotor experiments)
+    distractor_conditions: tuple[ConditionConfig, ...] = ()   # a second block elsewhere (evaluated apart)
     source: str = field(default='', compare=False)     # the file it came from (set by load)
 
     def __post_init__(self) -> None:
@@ -287,11 +298,18 @@ class ExperimentConfig:
         _count(self.seed, 'seed', 0)
         _require(len(self.conditions) >= 1, 'conditions', 'is empty (expected at least one condition)')
         nj, n_points = len(self.robot.joints), len(self.robot.ee_points)
-        for name, conds in (('conditions', self.conditions), ('test_conditions', self.test_conditions)):
+        for name, conds in (('conditions', self.conditions), ('test_conditions', self.test_conditions),
+                            ('distractor_conditions', self.distractor_conditions)):
             for i, c in enumerate(conds):
                 n = len(c.initial_joint_positions)
                 _require(n == nj, f'{name}[{i}].initial_joint_positions',
                          f'has {n} values for {nj} joints (expected one per robot.joints)')
+                self._check_objects(c, f'{name}[{i}]', distractor=name == 'distractor_conditions')
+        visuomotor = isinstance(self.policy, VisuomotorPolicyConfig)
+        _require(not visuomotor or self.scene is not None, 'scene',
+                 'is missing (expected a scene with a camera: policy.kind spatial_softmax sees its images)')
+        _require(not self.distractor_conditions or (self.scene is not None and self.scene.distractor is not None),
+                 'scene.distractor', 'is missing (expected one: distractor_conditions place it)')
         per_joint = [('sim.armature', self.sim.armature), ('sim.damping', self.sim.damping),
                      ('algorithm.init.kp', self.algorithm.init.kp), ('algorithm.init.kd', self.algorithm.init.kd),
                      ('algorithm.init.init_var', self.algorithm.init.init_var)]
@@ -306,12 +324,41 @@ class ExperimentConfig:
             for i, idx in enumerate(self.cost.state.indices):
                 _require(0 <= idx < dX, f'cost.state.indices[{i}]',
                          f'{idx} is outside the state (expected 0 <= index < dX = {dX})')
+        if self.algorithm.type == 'pigps':
+            # PI2 reweights a condition's samples with KL(weights || uniform) <= kl_threshold < log N
+            bound = math.log(self.samples_per_condition)
+            _require(self.algorithm.pi2.kl_threshold < bound, 'algorithm.pi2.kl_threshold',
+                     f'{self.algorithm.pi2.kl_threshold!r} is not below log(samples_per_condition) = {bound:.3g} '
+                     f'(expected a bound the sample weights can meet)')
         t = self.traj_opt
         _at_least(t.min_eta, 'traj_opt.min_eta', 0.0, strict=True)
         _require(t.min_eta < t.max_eta, 'traj_opt.max_eta',
                  f'{t.max_eta!r} is not above min_eta {t.min_eta!r} (expected min_eta < max_eta)')
         _count(t.max_iterations, 'traj_opt.max_iterations', 1)
         _at_least(t.kl_tolerance, 'traj_opt.kl_tolerance', 0.0, strict=True)
+
+    def _check_objects(self, c: ConditionConfig, key: str, distractor: bool) -> None:
+        """A condition names its target, or a block the target is above; blocks need a scene and
+        lie in its area; a distractor position only for distractor conditions."""
+        _require(c.target_position is not None or c.block is not None, f'{key}.target_position',
+                 'is missing (expected a target position, or a block position with a scene)')
+        if c.block is not None or c.distractor is not None:
+            _require(self.scene is not None, f'{key}.block', 'needs a scene (expected a scene: section)')
+        for what in ('block', 'distractor'):
+            xy = getattr(c, what)
+            if xy is not None:
+                (x0, x1), (y0, y1) = self.scene.area_x, self.scene.area_y
+                _require(x0 <= xy[0] <= x1 and y0 <= xy[1] <= y1, f'{key}.{what}',
+                         f'{list(xy)} is outside the scene area (expected x in {[x0, x1]}, y in {[y0, y1]})')
+        _require((c.distractor is not None) == distractor, f'{key}.distractor',
+                 'is given outside distractor_conditions (expected it only there)' if not distractor
+                 else 'is missing (expected the distractor block position)')
+
+    def target(self, c: ConditionConfig) -> tuple[float, float, float]:
+        """The condition's target of the first end-effector point [m]."""
+        if c.target_position is not None:
+            return c.target_position
+        return tuple(float(v) for v in self.scene.target_above(c.block))
 
     def resolve(self, relative: str) -> Path:
         """A path named in the YAML: relative to the YAML file's folder, absolute, a ROS package
@@ -407,6 +454,12 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
         options = [o for o in typing.get_args(tp) if o is not type(None)]
         if value is None and len(options) < len(typing.get_args(tp)):
             return None
+        kinds = {getattr(o, 'kind', None): o for o in options if dataclasses.is_dataclass(o)}
+        if isinstance(value, dict) and None not in kinds and len(kinds) > 1:   # chosen by its kind
+            kind = value.get('kind', next(iter(kinds)))
+            if kind not in kinds:
+                raise ConfigError(f'{kind!r} is not a valid choice (expected one of {sorted(kinds)})', join_key(key, 'kind'))
+            return _build(kinds[kind], value, key)
         # report the error of the option shaped like the value (a list for a list, ...)
         options.sort(key=lambda o: _shape_of(o) != _shape_of_value(value))
         errors = []

@@ -4,6 +4,8 @@ Shapes (documented once, used everywhere):
   X   [N, T, dX]  states
   U   [N, T, dU]  actions
   obs [N, T, dO]  policy observations (optional; the policy may see less than x)
+  images [N, T, H, W, 3] uint8  the camera's image at each state (optional; a visuomotor policy's
+                  observation is (image, obs); images are never part of x)
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ class SampleBatch:
     X: np.ndarray
     U: np.ndarray
     obs: np.ndarray | None = None
+    images: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         X, U = np.asarray(self.X, dtype=float), np.asarray(self.U, dtype=float)
@@ -35,6 +38,11 @@ class SampleBatch:
             if obs.ndim != 3 or obs.shape[:2] != X.shape[:2]:
                 raise ValueError(f'obs must be [N, T, dO] with N, T = {X.shape[:2]}; got {obs.shape}')
             object.__setattr__(self, 'obs', obs)
+        if self.images is not None:
+            images = np.asarray(self.images)
+            if images.dtype != np.uint8 or images.ndim != 5 or images.shape[:2] != X.shape[:2] or images.shape[4] != 3:
+                raise ValueError(f'images must be uint8 [N, T, H, W, 3] with N, T = {X.shape[:2]}; got '
+                                 f'{images.dtype} {images.shape}')
 
     @property
     def N(self) -> int:
@@ -53,7 +61,9 @@ class SampleBatch:
         return self.U.shape[2]
 
     def concat(self, other: SampleBatch) -> SampleBatch:
-        obs = None
+        obs = images = None
         if self.obs is not None and other.obs is not None:
             obs = np.concatenate([self.obs, other.obs])
-        return SampleBatch(np.concatenate([self.X, other.X]), np.concatenate([self.U, other.U]), obs)
+        if self.images is not None and other.images is not None:
+            images = np.concatenate([self.images, other.images])
+        return SampleBatch(np.concatenate([self.X, other.X]), np.concatenate([self.U, other.U]), obs, images)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from gps_core.algorithms.policy_base import PolicyAlgorithmBase, observations
+from gps_core.algorithms.policy_base import PolicyAlgorithmBase
 from gps_core.algorithms.step_adjust import step_mult_rule
 from gps_core.algorithms.traj_opt import IterationStats
 from gps_core.dynamics.linear_gaussian import LinearGaussianDynamics
@@ -91,7 +91,7 @@ class BADMMAlgorithm(PolicyAlgorithmBase):
         cond, net = self.conditions[m], self.network
         X = cond.batch.X
         mu_p = np.einsum('tux,ntx->ntu', ctrl.K, X) + ctrl.k                       # [N, T, dU]
-        mu_pi = net.mean_np(observations(cond.batch))
+        mu_pi = self.batch_mean(cond.batch)
         diff = (mu_p - mu_pi).mean(axis=0)                                         # [T, dU]
         self.lambda_k[m] -= self.config.badmm.dual_rate * self.pol_wt[m][:, None] * \
             np.einsum('tij,tj->ti', ctrl.inv_pol_covar, diff)

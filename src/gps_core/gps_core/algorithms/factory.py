@@ -15,7 +15,7 @@ from gps_core.policies.linear_gaussian import LinearGaussianPolicy
 
 def make_algorithm(cfg: ExperimentConfig, costs: list[Cost], init_policies: list[LinearGaussianPolicy],
                    rng: np.random.Generator) -> GPSAlgorithm:
-    """TrajOptAlgorithm, MDGPSAlgorithm or BADMMAlgorithm. The network's initial weights and
+    """TrajOptAlgorithm, MDGPSAlgorithm, BADMMAlgorithm or PIGPSAlgorithm. The network's initial weights and
     minibatches come from a torch.Generator seeded with the experiment seed."""
     kind = cfg.algorithm.type
     if kind == 'traj_opt':
@@ -24,8 +24,13 @@ def make_algorithm(cfg: ExperimentConfig, costs: list[Cost], init_policies: list
 
     from gps_core.algorithms.badmm import BADMMAlgorithm
     from gps_core.algorithms.mdgps import MDGPSAlgorithm
-    classes = {'mdgps': MDGPSAlgorithm, 'badmm': BADMMAlgorithm}
+    from gps_core.algorithms.pigps import PIGPSAlgorithm
+    classes = {'mdgps': MDGPSAlgorithm, 'badmm': BADMMAlgorithm, 'pigps': PIGPSAlgorithm}
     if kind not in classes:
         raise ValueError(f'unknown algorithm type {kind!r}')
     generator = torch.Generator().manual_seed(cfg.seed)
-    return classes[kind](cfg.algorithm, cfg.dynamics, cfg.traj_opt, cfg.policy, costs, init_policies, rng, generator)
+    extra = {'pi2': cfg.algorithm.pi2} if kind == 'pigps' else {}
+    if getattr(cfg.policy, 'kind', 'mlp') == 'spatial_softmax':   # a visuomotor policy: the camera's images
+        extra['image_shape'] = (cfg.scene.camera.height, cfg.scene.camera.width)
+    return classes[kind](cfg.algorithm, cfg.dynamics, cfg.traj_opt, cfg.policy, costs, init_policies, rng,
+                         generator, **extra)

@@ -4,7 +4,9 @@ coupled (mdgps.py, badmm.py).
 
 Observations: a batch's obs if it has them, else obs = x. The UR5e state already holds what the
 GPS papers give the policy (joint angles and velocities, end-effector points minus the target and
-their velocities), so the network sees the target through the relative points.
+their velocities), so the network sees the target through the relative points. A visuomotor
+policy (policy.kind spatial_softmax, Levine et al. JMLR'16) sees the batch's images and obs (the
+robot's own state); the controllers and the dynamics still see x only.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from gps_core.policies.linear_gaussian import LinearGaussianPolicy
 from gps_core.policies.nn_policy import PolicyNetwork
 from gps_core.policies.policy_config import PolicyConfig
 from gps_core.policies.policy_opt import PolicyOpt
+from gps_core.policies.visuomotor_config import VisuomotorPolicyConfig
 from gps_core.policies.policy_prior import PolicyPriorGMM
 from gps_core.samples import SampleBatch
 from gps_core.traj_opt.cost_expansion import CostExpansion
@@ -72,14 +75,24 @@ class PolicyAlgorithmBase:
 
     def __init__(self, config: AlgorithmConfig, dynamics: DynamicsConfig, traj_opt: TrajOptConfig,
                  policy: PolicyConfig, costs: list[Cost], init_policies: list[LinearGaussianPolicy],
-                 rng: np.random.Generator, generator: torch.Generator, dO: int | None = None):
+                 rng: np.random.Generator, generator: torch.Generator, dO: int | None = None,
+                 image_shape: tuple[int, int] | None = None):
+        """dO: the observation size (default dX); image_shape (H, W): the camera's, for a
+        visuomotor policy (whose robot-state size is dO)."""
         if len(costs) != len(init_policies) or not costs:
             raise ValueError(f'{len(costs)} costs for {len(init_policies)} conditions')
         self.config, self.dynamics_config, self.policy_config = config, dynamics, policy
         self.costs, self.rng = costs, rng
         self.traj_opt = KLTrajOpt(traj_opt)
         dX, dU = init_policies[0].dX, init_policies[0].dU
-        self.policy_opt = PolicyOpt(policy, dX if dO is None else dO, dU, generator)
+        if isinstance(policy, VisuomotorPolicyConfig):
+            from gps_core.policies.visuomotor_opt import VisuomotorPolicyOpt
+            if image_shape is None:
+                raise ValueError('a visuomotor policy needs the camera image_shape')
+            self.policy_opt = VisuomotorPolicyOpt(policy, image_shape, dX if dO is None else dO, dU, generator)
+        else:
+            self.policy_opt = PolicyOpt(policy, dX if dO is None else dO, dU, generator)
+        self.visuomotor = isinstance(policy, VisuomotorPolicyConfig)
         self.conditions = [
             PolicyConditionState(ConditionState(p, DynamicsPriorGMM(dynamics.prior), config.initial_eta),
                                  PolicyPriorGMM(policy.prior, policy.regularization))
@@ -114,14 +127,29 @@ class PolicyAlgorithmBase:
             stats.seconds['dynamics'] += time.perf_counter() - t0
         return stats
 
+    def network_mean(self, obs: np.ndarray, images: np.ndarray | None = None) -> np.ndarray:
+        """mu_theta for obs [M, dO] (and images [M, H, W, 3] uint8 for a visuomotor policy) -> [M, dU]."""
+        if self.visuomotor:
+            return self.network.act_np(images, obs)
+        return self.network.mean_np(obs)
+
+    def batch_mean(self, batch: SampleBatch) -> np.ndarray:
+        """mu_theta at every (sample, step) of a batch: [N, T, dU]."""
+        obs = observations(batch)
+        N, T = obs.shape[:2]
+        images = None if batch.images is None else batch.images.reshape((N * T,) + batch.images.shape[2:])
+        return self.network_mean(obs.reshape(N * T, -1), images).reshape(N, T, -1)
+
     def _linearize(self, m: int, stats: IterationStats, add_samples: bool = True) -> None:
         """Refit condition m's policy prior and linearize the network around its samples."""
         t0 = time.perf_counter()
         cond, net = self.conditions[m], self.network
         obs = observations(cond.batch)
+        images = cond.batch.images if self.visuomotor else None
         if add_samples:
-            cond.pol_prior.add_samples(cond.batch.X, obs)
-        cond.pol_lin = cond.pol_prior.update_and_linearize(net.mean_np, cond.batch.X, obs, net.covar_np(), self.rng)
+            cond.pol_prior.add_samples(cond.batch.X, obs, images)
+        cond.pol_lin = cond.pol_prior.update_and_linearize(self.network_mean, cond.batch.X, obs, net.covar_np(),
+                                                           self.rng, images)
         stats.seconds['policy'] += time.perf_counter() - t0
 
     def _policy_step(self, controllers: list[LinearGaussianPolicy], stats: IterationStats,
@@ -132,7 +160,7 @@ class PolicyAlgorithmBase:
         added to the target means (BADMM's dual terms). Precisions: the controllers' Sigma_t^-1.
         """
         t0 = time.perf_counter()
-        obs, mu, prc, wt = [], [], [], []
+        obs, mu, prc, wt, images = [], [], [], [], []
         for m, (cond, ctrl) in enumerate(zip(self.conditions, controllers)):
             X = cond.batch.X
             N, T = X.shape[:2]
@@ -141,10 +169,16 @@ class PolicyAlgorithmBase:
                 target = target + shifts[m]
             w = np.ones(T) if weights is None else weights[m]
             obs.append(observations(cond.batch).reshape(N * T, -1))
+            if self.visuomotor:
+                images.append(cond.batch.images.reshape((N * T,) + cond.batch.images.shape[2:]))
             mu.append(target.reshape(N * T, -1))
             prc.append(np.broadcast_to(ctrl.inv_pol_covar, (N,) + ctrl.inv_pol_covar.shape).reshape(N * T, ctrl.dU, ctrl.dU))
             wt.append(np.broadcast_to(w, (N, T)).reshape(-1))
-        upd = self.policy_opt.update(np.concatenate(obs), np.concatenate(mu), np.concatenate(prc), np.concatenate(wt))
+        targets = (np.concatenate(mu), np.concatenate(prc), np.concatenate(wt))
+        if self.visuomotor:
+            upd = self.policy_opt.update(np.concatenate(images), np.concatenate(obs), *targets)
+        else:
+            upd = self.policy_opt.update(np.concatenate(obs), *targets)
         stats.extra.setdefault('policy_loss', []).append(upd.loss_after)
         stats.seconds['policy'] += time.perf_counter() - t0
 

@@ -20,17 +20,21 @@ from gps_core.policies.nn_policy import PolicyNetwork
 
 
 def export_policy(network: PolicyNetwork, directory: str | Path, stem: str) -> dict[str, Path]:
-    """Write S.pt, S.state.pt and S.json atomically; returns their paths by kind."""
+    """Write S.state.pt and S.json (and, for the MLP, S.pt) atomically; returns their paths by kind.
+
+    The TorchScript file is for users who want one (nothing in this project runs it; TorchScript
+    is deprecated in torch 2.13): the visuomotor network is exported as plain data only."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    paths = {'torchscript': directory / f'{stem}.pt', 'state_dict': directory / f'{stem}.state.pt',
-             'architecture': directory / f'{stem}.json'}
-    module = copy.deepcopy(network).eval()
-    with warnings.catch_warnings():                  # torch >= 2.9 marks TorchScript deprecated
-        warnings.filterwarnings('ignore', message='.*torch.jit.*deprecated', category=DeprecationWarning)
-        warnings.filterwarnings('ignore', message='.*torch.jit.*deprecated', category=FutureWarning)
-        scripted = torch.jit.script(module)
-        _atomic(paths['torchscript'], lambda p: torch.jit.save(scripted, str(p)))
+    paths = {'state_dict': directory / f'{stem}.state.pt', 'architecture': directory / f'{stem}.json'}
+    if isinstance(network, PolicyNetwork):
+        paths['torchscript'] = directory / f'{stem}.pt'
+        module = copy.deepcopy(network).eval()
+        with warnings.catch_warnings():                  # torch >= 2.9 marks TorchScript deprecated
+            warnings.filterwarnings('ignore', message='.*torch.jit.*deprecated', category=DeprecationWarning)
+            warnings.filterwarnings('ignore', message='.*torch.jit.*deprecated', category=FutureWarning)
+            scripted = torch.jit.script(module)
+            _atomic(paths['torchscript'], lambda p: torch.jit.save(scripted, str(p)))
     state = {k: v.detach().clone() for k, v in network.state_dict().items()}
     _atomic(paths['state_dict'], lambda p: torch.save(state, p))
     _atomic(paths['architecture'], lambda p: p.write_text(json.dumps(network.architecture(), indent=2)))

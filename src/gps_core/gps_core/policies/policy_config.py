@@ -41,6 +41,7 @@ class PolicyConfig:
     linearization's conditioning (as the dynamics fit does).
     """
 
+    kind: str = 'mlp'                   # the network kind (visuomotor: spatial_softmax)
     hidden: tuple[int, ...] = (64, 64)
     activation: str = 'relu'
     iterations: int = 500
@@ -51,6 +52,8 @@ class PolicyConfig:
     prior: PolicyPriorConfig = PolicyPriorConfig()
 
     def __post_init__(self) -> None:
+        if self.kind != 'mlp':
+            raise ValueError(f"policy.kind of this policy is 'mlp', got {self.kind!r}")
         if any(h < 1 for h in self.hidden):
             raise ValueError(f'policy.hidden sizes must be >= 1, got {list(self.hidden)}')
         if self.activation not in ACTIVATIONS:

@@ -10,7 +10,9 @@ pi_theta as a linear-Gaussian controller in x. Per time step, fit the joint Gaus
 the state: K_t = S_ux S_xx^-1, k_t = mu_u - K_t mu_x, S_t = S_uu|x + Sigma_pi. The prior lets a
 handful of samples determine a dX-dimensional regression.
 
-numpy only: the network is passed in as a function obs [M, dO] -> mean actions [M, dU].
+numpy only: the network is passed in as a function obs [M, dO] -> mean actions [M, dU], or for a
+visuomotor policy (obs, images [M, H, W, 3] uint8) -> [M, dU]; its window keeps the images
+(uint8: never in x).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from gps_core.dynamics.lin_reg import condition, niw_map_covariance
 from gps_core.policies.linear_gaussian import LinearGaussianPolicy
 from gps_core.policies.policy_config import PolicyPriorConfig
 
-MeanFn = Callable[[np.ndarray], np.ndarray]
+MeanFn = Callable[[np.ndarray, 'np.ndarray | None'], np.ndarray]
 
 
 class PolicyPriorGMM:
@@ -39,9 +41,18 @@ class PolicyPriorGMM:
         self.gmm = GMM()
         self._X: np.ndarray | None = None
         self._obs: np.ndarray | None = None
+        self._images: np.ndarray | None = None
 
-    def add_samples(self, X: np.ndarray, obs: np.ndarray) -> None:
-        """Append X [N, T, dX] and obs [N, T, dO]; keep the newest config.max_samples trajectories."""
+    def add_samples(self, X: np.ndarray, obs: np.ndarray, images: np.ndarray | None = None) -> None:
+        """Append X [N, T, dX], obs [N, T, dO] (and images [N, T, H, W, 3] uint8); keep the newest
+        config.max_samples trajectories."""
+        if images is not None:
+            images = np.asarray(images, dtype=np.uint8)
+            if images.shape[:2] != np.shape(X)[:2]:
+                raise ValueError(f'images {images.shape} do not match X {np.shape(X)}')
+            if self._images is not None:
+                images = np.concatenate([self._images, images])
+            self._images = images[-self.config.max_samples:].copy()
         X, obs = np.asarray(X, dtype=float), np.asarray(obs, dtype=float)
         if X.ndim != 3 or obs.ndim != 3 or X.shape[:2] != obs.shape[:2]:
             raise ValueError(f'expected X [N, T, dX] and obs [N, T, dO]; got {X.shape}, {obs.shape}')
@@ -58,7 +69,7 @@ class PolicyPriorGMM:
         if self._X is None:
             raise RuntimeError('PolicyPriorGMM has no samples; call add_samples first')
         N, T, dX = self._X.shape
-        U = mean_fn(self._obs.reshape(N * T, -1))
+        U = _mean(mean_fn, self._obs.reshape(N * T, -1), _flat(self._images))
         data = np.concatenate([self._X.reshape(N * T, dX), U], axis=1)
         self.gmm.fit(data, self.config.num_clusters(N * T), rng, max_iterations=self.config.em_iterations)
 
@@ -83,17 +94,18 @@ class PolicyPriorGMM:
         return LinearGaussianPolicy.from_covar(K, k, cov + np.asarray(pol_covar, dtype=float)[None])
 
     def update_and_linearize(self, mean_fn: MeanFn, X: np.ndarray, obs: np.ndarray, pol_covar: np.ndarray,
-                             rng: np.random.Generator) -> LinearGaussianPolicy:
-        """Refit on the window and linearize around X, obs (the condition's current samples)."""
+                             rng: np.random.Generator, images: np.ndarray | None = None) -> LinearGaussianPolicy:
+        """Refit on the window and linearize around X, obs, images (the condition's current samples)."""
         self.fit(mean_fn, rng)
         N, T = X.shape[:2]
-        pol_mu = mean_fn(np.asarray(obs, dtype=float).reshape(N * T, -1)).reshape(N, T, -1)
+        pol_mu = _mean(mean_fn, np.asarray(obs, dtype=float).reshape(N * T, -1), _flat(images)).reshape(N, T, -1)
         return self.linearize(X, pol_mu, pol_covar)
 
     # ------------------------------------------------------------ checkpoints (plain data)
     def state_dict(self) -> dict:
         """The window of states and observations (None before the first samples) and its GMM."""
-        return {'X': _copy(self._X), 'obs': _copy(self._obs), 'gmm': self.gmm.state_dict()}
+        return {'X': _copy(self._X), 'obs': _copy(self._obs), 'images': _copy(self._images),
+                'gmm': self.gmm.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         X, obs = _copy(state['X']), _copy(state['obs'])
@@ -102,7 +114,17 @@ class PolicyPriorGMM:
             raise ValueError('training state: the policy prior window must be X [N, T, dX] and obs [N, T, dO] '
                              f'or empty; got {None if X is None else X.shape}, {None if obs is None else obs.shape}')
         self.gmm.load_state_dict(state['gmm'])
-        self._X, self._obs = X, obs
+        self._X, self._obs, self._images = X, obs, _copy(state.get('images'))
+
+
+def _mean(mean_fn: MeanFn, obs: np.ndarray, images: np.ndarray | None) -> np.ndarray:
+    """mean_fn(obs) for a policy on obs alone, mean_fn(obs, images) for a visuomotor one."""
+    return mean_fn(obs) if images is None else mean_fn(obs, images)
+
+
+def _flat(images: np.ndarray | None) -> np.ndarray | None:
+    """[N, T, H, W, 3] -> [N * T, H, W, 3] (or None)."""
+    return None if images is None else images.reshape((-1,) + images.shape[2:])
 
 
 def _copy(a: np.ndarray | None) -> np.ndarray | None:
