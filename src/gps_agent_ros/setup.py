@@ -40,6 +40,7 @@ setup(
         'console_scripts': [
             'gps-train = gps_agent_ros.train_cli:main',
             'gps-bringup = gps_agent_ros.bringup:main',
+            'gps-evaluate = gps_agent_ros.evaluate_cli:main',
             'controller_node = gps_agent_ros.controller_node:main',
             'sim_node = gps_agent_ros.sim_node:main',
             'trainer_node = gps_agent_ros.trainer_node:main',

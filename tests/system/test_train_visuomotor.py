@@ -123,3 +123,15 @@ def test_the_network_runs_through_the_graph_with_its_camera(small, tmp_path):
     for a, b in zip(got, expected):
         assert np.array_equal(a.X, b.X) and np.array_equal(a.U, b.U)
     assert 'camera/image_raw' in (tmp_path / 'sim_node.log').read_text()
+
+
+def test_gps_evaluate_reproduces_the_recorded_evaluation(small, tmp_path):
+    from gps_agent_ros.evaluate_cli import main as gps_evaluate
+    out = tmp_path / 'eval.json'
+    stem = small / 'run' / 'checkpoints' / 'policy_iteration_002'
+    assert gps_evaluate([str(small / 'experiment.yaml'), str(stem), '--json', str(out)]) == 0
+    got = json.loads(out.read_text())
+    last = json.loads((small / 'run' / 'metrics.json').read_text())['iterations'][-1]
+    assert got['test']['final_ee_distance'] == last['policy_test_final_ee_distance']
+    assert got['distractor']['final_ee_distance'] == last['policy_distractor_final_ee_distance']
+    assert gps_evaluate([str(small / 'experiment.yaml'), str(stem), '--agent', 'ros', '--constant-image']) == 2
