@@ -19,7 +19,7 @@ JOINTS = ("shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint",
           "wrist_1_joint", "wrist_2_joint", "wrist_3_joint")
 Q0 = np.array([0.0, -1.5707963, 1.5707963, -1.5707963, -1.5707963, 0.0])
 DT, T = 0.05, 25
-TIMEOUTS = LifecycleTimeouts(stale_s=0.5, reset_s=2.0, flush_s=0.3)
+TIMEOUTS = LifecycleTimeouts(stale_s=0.5, reset_s=2.0, service_s=2.0, flush_s=0.3)
 
 
 class FakePort:
@@ -45,7 +45,7 @@ class FakePort:
     def reset_service_ready(self):
         return self.service_ready
 
-    def request_reset(self, joint_names, q0, objects):
+    def request_reset(self, joint_names, q0, objects, disturbance):
         assert tuple(joint_names) == JOINTS
         self.reset_requests.append(np.array(q0))
 

@@ -342,3 +342,17 @@ def test_a_node_fault_under_attach_fails_within_seconds_naming_the_node(tmp_path
              else [f'/{ns}/joint_states for', f'reset service /{ns}/reset did not answer'])
     assert any(w in output.splitlines()[-1] for w in named), output
     assert took < 5.0, f'the fault was reported {took:.1f} s after it happened'
+
+
+def test_panda_with_uncontrolled_fingers_equals_inprocess_through_the_graph(tmp_path):
+    """A Franka Panda from pybullet_data (fingers not controlled, reset with the arm at every
+    trial): the graph and the in-process agent give the very same numbers."""
+    cfg = yaml.safe_load((REPO / 'config' / 'panda_reach.yaml').read_text())
+    cfg.update(samples_per_condition=2)
+    path = tmp_path / 'panda.yaml'
+    path.write_text(yaml.safe_dump(cfg))
+    runs = {}
+    for agent in ('ros', 'inprocess'):
+        assert gps_train([str(path), '--agent', agent, '--iterations', '2', '--out', str(tmp_path / agent)]) == 0
+        runs[agent] = json.loads((tmp_path / agent / 'metrics.json').read_text())
+    assert _numbers(runs['ros']) == _numbers(runs['inprocess'])

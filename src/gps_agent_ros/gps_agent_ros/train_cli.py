@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--iterations', type=int, default=None, help='override the YAML iteration count')
     p.add_argument('--seed', type=int, default=None, help='override the YAML seed')
     p.add_argument('--algorithm', choices=ALGORITHMS, default=None, help="override the YAML's algorithm.type")
+    p.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default=None,
+                   help="where a visuomotor policy trains (override policy.device; auto: CUDA when present). "
+                        "The small MLP policies train on the CPU")
     p.add_argument('--resume', action='store_true',
                    help='continue the run in --out after its last complete iteration (bit-identical to not stopping)')
     p.add_argument('--overwrite', action='store_true', help='clear a non-empty --out and start again')
@@ -49,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_experiment(args.experiment, iterations=args.iterations, seed=args.seed)
         if args.algorithm is not None:
             cfg = dataclasses.replace(cfg, algorithm=dataclasses.replace(cfg.algorithm, type=args.algorithm))
+        if args.device is not None:
+            if getattr(cfg.policy, 'kind', 'mlp') != 'spatial_softmax':
+                raise ConfigError(f'{args.device!r} given, but the MLP policy of {cfg.experiment} trains on the CPU '
+                                  f'(expected --device only with policy.kind spatial_softmax)', '--device')
+            cfg = dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, device=args.device))
         from gps_agent_ros.validate import check_output_folder, validate_experiment
         validate_experiment(cfg)
         out = args.out or Path('runs') / cfg.experiment

@@ -47,6 +47,7 @@ class Metrics:
     policy_solved_at_iteration: int | None = None  # the network alone on all training conditions
     policy_evaluation_agent: str | None = None     # where the network's trials ran: 'ros' | 'inprocess'
     pretraining: dict | None = None                # visuomotor: the vision layers' held-out pose error
+    policy_device: str | None = None               # where the network trained: 'cpu' | 'cuda'
 
     def write(self, path: Path) -> None:
         tmp = path.with_suffix('.json.tmp')
@@ -93,7 +94,9 @@ class Trainer:
             # dominates); convolutions on images use both cores
             torch.set_num_threads(min(2, os.cpu_count() or 1) if exp.visuomotor else 1)
         self.metrics = Metrics(cfg.experiment, agent_name,
-                               policy_evaluation_agent=agent_name if self.network is not None else None)
+                               policy_evaluation_agent=agent_name if self.network is not None else None,
+                               policy_device=str(getattr(self.algorithm.policy_opt, 'device', 'cpu'))
+                               if self.network is not None else None)
         self.first_paths: list[np.ndarray] | None = None
         self.policy_paths: list[np.ndarray] | None = None   # the network alone, last evaluation
         self.next_iteration = 1
@@ -112,7 +115,8 @@ class Trainer:
         self.algorithm.load_state_dict(loaded['state'])
         extra = loaded['extra']
         self.metrics = Metrics(**{**extra['metrics'], 'agent': self.metrics.agent,
-                                  'policy_evaluation_agent': self.metrics.policy_evaluation_agent})
+                                  'policy_evaluation_agent': self.metrics.policy_evaluation_agent,
+                                  'policy_device': self.metrics.policy_device})
         self.first_paths = [np.asarray(p) for p in extra['first_paths']]
         self.next_iteration = loaded['iteration'] + 1
 

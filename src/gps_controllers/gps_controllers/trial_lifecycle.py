@@ -9,7 +9,7 @@ controller_node turns messages into the events below and the lifecycle's request
                    FLUSHING           every command published so far has reached the arm: a
                        │              command overtaken by the reset request would move the arm
                        ▼              off its start (bounded by flush_timeout_s, then go on)
-                   AWAITING_SERVICE   the reset service is available     (reset_timeout_s)
+                   AWAITING_SERVICE   the reset service is available     (service_s)
                        ▼
                    RESETTING          reset requested; wait for its answer (reset_timeout_s)
                        ▼
@@ -52,6 +52,7 @@ from gps_controllers.safety import SafetyFilter
 from gps_controllers.state_encoder import StateEncoder
 from gps_controllers.trial_runner import TrialRunner, TrialStatus
 from gps_controllers.trial_spec import TrialPlan, TrialSpec, plan_trial
+from gps_core.disturbance_plan import DisturbancePlan
 
 FEEDBACK_EVERY = 10     # steps between feedback messages while running
 HEARTBEAT_S = 0.5       # and at least this often in every phase (a liveness signal for the client)
@@ -87,7 +88,9 @@ class LifecycleTimeouts:
     """Seconds on the steady clock."""
 
     stale_s: float = 0.5        # no joint_states for this long while starting / running: abort
-    reset_s: float = 10.0       # the reset service must appear, then answer, within this
+    reset_s: float = 10.0       # the reset service must answer within this
+    service_s: float = 10.0     # the reset service must be discovered within this (DDS discovery
+                                # can lag on a loaded machine: apart from the reset's own time)
     flush_s: float = 0.5        # at most this long to wait for commands to reach the arm
     image_s: float = 0.5        # a state waits at most this long for its camera image
     image_max_age_s: float = 0.0   # the image may be this much older than the state [s, stamps]
@@ -95,7 +98,7 @@ class LifecycleTimeouts:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.image_max_age_s) and self.image_max_age_s >= 0.0):
             raise ValueError(f'image_max_age_s must be a finite number >= 0, got {self.image_max_age_s}')
-        for name in ('stale_s', 'reset_s', 'flush_s', 'image_s'):
+        for name in ('stale_s', 'reset_s', 'service_s', 'flush_s', 'image_s'):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
                 raise ValueError(f'{name} must be a finite number > 0, got {value}')
@@ -112,9 +115,10 @@ class ArmPort(Protocol):
 
     def reset_service_ready(self) -> bool: ...
 
-    def request_reset(self, joint_names: Sequence[str], q0: np.ndarray, objects: Mapping[str, np.ndarray]) -> None:
-        """Ask for the reset (the arm to q0, the scene's objects to their centres); its answer
-        comes back as `on_reset_answer`."""
+    def request_reset(self, joint_names: Sequence[str], q0: np.ndarray, objects: Mapping[str, np.ndarray],
+                      disturbance: DisturbancePlan | None) -> None:
+        """Ask for the reset (the arm to q0, the scene's objects to their centres, the trial's pushes
+        to a simulator: None for none); its answer comes back as `on_reset_answer`."""
 
     def cancel_reset(self) -> None:
         """Forget the reset request in flight (its answer, if any, is then ignored)."""
@@ -334,16 +338,17 @@ class TrialLifecycle:
         if self.phase is Phase.FLUSHING:
             if not self._port.commands_delivered() and now < self._deadline:
                 return
-            self._enter(Phase.AWAITING_SERVICE, now + self._timeouts.reset_s)
+            self._enter(Phase.AWAITING_SERVICE, now + self._timeouts.service_s)
         if self.phase is Phase.AWAITING_SERVICE:
             if not self._port.reset_service_ready():
                 if now > self._deadline:
                     self._finish(TrialStatus.RESET_FAILED, f'reset service {self._service} not available within '
-                                 f'{self._timeouts.reset_s:g} s')
+                                 f'{self._timeouts.service_s:g} s')
                 return
             self._enter(Phase.RESETTING, now + self._timeouts.reset_s)
             self._own_resets = 1 if self._track_resets else 0
-            self._port.request_reset(self._encoder.joint_names, self._plan.q0, self._plan.objects)
+            self._port.request_reset(self._encoder.joint_names, self._plan.q0, self._plan.objects,
+                                     self._plan.disturbance)
         elif self.phase is Phase.RESETTING and now > self._deadline:
             self._port.cancel_reset()
             self._finish(TrialStatus.RESET_FAILED, f'reset service {self._service} did not answer within '
