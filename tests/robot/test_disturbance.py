@@ -7,6 +7,10 @@ by the generalized impulse, M(q) dqd = J(q)^T W dt, with J the Jacobian of the p
 angular Jacobian for a torque. The pushes are sized for 0.15-0.5 rad/s, where the velocity-squared terms
 over the 20 ms are negligible (measured: agreement to 0.1-0.2% of the largest component; the test allows
 1%). Without armature the wrists are light: 20 N at tool0 would spin wrist_2 at ~7 rad/s.
+
+With armature A (PyBulletArm's rotor-inertia emulation, which shapes the joint torques PyBullet is given)
+the same push must change the velocity by (M(q) + A)^-1 J^T W dt: the rotors resist the push as they
+resist a joint torque (pinocchio's M plus A on the diagonal is the oracle).
 """
 from __future__ import annotations
 
@@ -53,8 +57,8 @@ def run(arm: PyBulletArm, plan: DisturbancePlan | None, steps: int = 6) -> np.nd
 
 
 def generalized_impulse(urdf: str, joints, q: np.ndarray, link: str, kind: str, point: np.ndarray,
-                        momentum: np.ndarray) -> np.ndarray:
-    """M(q)^-1 J(q)^T (wrench impulse) by pinocchio, in `joints` order."""
+                        momentum: np.ndarray, armature: float = 0.0) -> np.ndarray:
+    """(M(q) + armature I)^-1 J(q)^T (wrench impulse) by pinocchio, in `joints` order."""
     model = pin.buildModelFromUrdf(urdf)
     data = model.createData()
     qp = pin.neutral(model)
@@ -72,8 +76,9 @@ def generalized_impulse(urdf: str, joints, q: np.ndarray, link: str, kind: str, 
         tau = Jp.T @ momentum
     else:
         tau = J[3:].T @ momentum
-    dqd = np.linalg.solve(M, tau)
     vidx = [model.joints[model.getJointId(n)].idx_v for n in joints]
+    M[vidx, vidx] += armature
+    dqd = np.linalg.solve(M, tau)
     return dqd[vidx]
 
 
@@ -103,6 +108,37 @@ def test_an_impulse_changes_the_velocity_by_the_generalized_impulse(make_arm, ur
     np.testing.assert_allclose(np.linalg.solve(M, tau_ext) * n * H, expected, rtol=1e-6, atol=1e-9)
     assert not np.any(hook.generalized_force())   # the impulse is over
     assert np.abs(expected).max() > 0.02           # a visible push, rad/s
+    np.testing.assert_allclose(qd_after, expected, rtol=0, atol=0.01 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize('link, vector', [('forearm_link', (0.0, 25.0, 0.0)), ('tool0', (15.0, -10.0, 5.0))])
+def test_with_armature_a_push_acts_on_the_rotor_inertia_too(ur5e_urdf, ur5e_joints, link, vector):
+    """A 25 N push on the forearm for 40 ms (the experiments' disturbance) through step_arm, the one
+    stepping path of the agents, on an arm with 0.1 kg m^2 of armature on every joint."""
+    armature = 0.1
+    arm = PyBulletArm(ur5e_urdf, ur5e_joints, dt=DT, substeps=SUBSTEPS, armature=armature)
+    try:
+        arm.reset(Q0)
+        n = 16
+        plan = one_impulse(link, 'force', vector, start=SUBSTEPS + 2, n=n)   # inside control step 1
+        hook = DisturbanceHook(arm, plan)
+        step_arm(arm, np.zeros(6), SUBSTEPS, hook)
+        q, qd = arm.joint_state()
+        assert np.abs(qd).max() < 1e-9
+        cid, body = arm.client_id, arm.body_id
+        index = link_index(cid, body, link)
+        for _ in range(2):
+            hook.before_substep()
+            arm.step(np.zeros(6), substeps=1)
+        point = np.array(p.getLinkState(body, index, physicsClientId=cid)[0])
+        for _ in range(n):
+            step_arm(arm, np.zeros(6), 1, hook)
+        _, qd_after = arm.joint_state()
+    finally:
+        arm.close()
+    expected = generalized_impulse(ur5e_urdf, ur5e_joints, q, link, 'force', point, plan.momentum()[0], armature)
+    unresisted = generalized_impulse(ur5e_urdf, ur5e_joints, q, link, 'force', point, plan.momentum()[0])
+    assert np.abs(unresisted - expected).max() > 5 * 0.01 * np.abs(expected).max()   # the test can tell them apart
     np.testing.assert_allclose(qd_after, expected, rtol=0, atol=0.01 * np.abs(expected).max())
 
 

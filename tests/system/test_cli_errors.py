@@ -18,6 +18,8 @@ from gps_agent_ros.train_cli import main as gps_train
 REPO = Path(__file__).resolve().parents[2]
 UR5E = REPO / 'config' / 'ur5e_reach.yaml'
 XARM6 = REPO / 'config' / 'xarm6_reach.yaml'
+MPCGPS = REPO / 'config' / 'ur5e_reach_mpcgps.yaml'
+PEG = REPO / 'config' / 'ur5e_peg.yaml'
 NAN, INF = math.nan, math.inf
 
 
@@ -29,6 +31,18 @@ def ur5e() -> dict:
 
 def xarm6() -> dict:
     return yaml.safe_load(XARM6.read_text())
+
+
+def mpcgps() -> dict:
+    data = yaml.safe_load(MPCGPS.read_text())
+    data['robot']['urdf'] = str(REPO / 'urdf' / 'ur5e.urdf')
+    return data
+
+
+def peg() -> dict:
+    data = yaml.safe_load(PEG.read_text())
+    data['robot']['urdf'] = str(REPO / 'urdf' / 'ur5e.urdf')
+    return data
 
 
 def setter(dotted: str, value) -> Callable[[dict, Path], None]:
@@ -92,6 +106,40 @@ CASES = {
                             'end-effector point gets no closer than 1.'),
     'unstable substeps': (xarm6, setter('sim.substeps', 20), 'sim.substeps',
                           '20 is unstable: joint6 reaches '),
+    # MPC-GPS's teacher and the disturbances
+    'mpc horizon zero': (mpcgps, setter('algorithm.mpc.horizon', 0), 'algorithm.mpc.horizon',
+                         '0 is not an integer >= 1 (expected a number of steps >= 1)'),
+    'mpc replan beyond horizon': (mpcgps, setter('algorithm.mpc.replan_every', 30), 'algorithm.mpc.replan_every',
+                                  '30 exceeds horizon 20 (expected replan_every <= horizon'),
+    'mpc horizon beyond T': (mpcgps, setter('algorithm.mpc.horizon', 150), 'algorithm.mpc.horizon',
+                             '150 exceeds T = 100 (expected a window inside the trial)'),
+    'mpc unknown key': (mpcgps, setter('algorithm.mpc.horizont', 10), 'algorithm.mpc.horizont',
+                        "unknown key in MPCConfig (expected one of ['horizon', 'policy_weight', "),
+    'disturbance kind': (mpcgps, setter('disturbance.kind', 'push'), 'disturbance.kind',
+                         "'push' is not one of ['force', 'torque']"),
+    'disturbance link': (mpcgps, setter('disturbance.link', 'forearm'), 'disturbance.link',
+                         "'forearm' is not a link of ur5e.urdf (expected one of ["),
+    'disturbance counts': (mpcgps, setter('disturbance.count_max', 0), 'disturbance.count_max',
+                           '0 is below count_min 1 (expected count_min <= count_max)'),
+    'disturbed samples without a teacher': (mpcgps, setter('algorithm.type', 'mdgps'), 'disturbance.disturbed_samples',
+                                            "is 4 for algorithm.type 'mdgps' (expected 0: only mpcgps"),
+    'every sample disturbed': (mpcgps, setter('disturbance.disturbed_samples', 8), 'disturbance.disturbed_samples',
+                               '8 is not below samples_per_condition 8 (expected undisturbed samples left'),
+    'disturbance after the trial': (mpcgps, setter('disturbance.t_max', 6.0), 'disturbance.t_max',
+                                    '6.0 s is not inside the trial of T * dt = 5 s (expected t_max < 5)'),
+    'disturbance unknown key': (mpcgps, setter('disturbance.magnitud', 20.0), 'disturbance.magnitud',
+                                'unknown key in DisturbanceConfig (expected one of ['),
+    # peg insertion
+    'peg radius': (peg, setter('peg_task.peg.radius', -0.01), 'peg_task.peg.radius',
+                   '-0.01 is not a finite number > 0'),
+    'hole too shallow': (peg, setter('peg_task.block.depth', 0.03), 'peg_task.block.depth',
+                         '0.03 m is not more than half the peg length (0.04 m)'),
+    'peg parent link': (peg, setter('peg_task.peg.parent_link', 'flange0'), 'peg_task.peg.parent_link',
+                        "'flange0' is not a link of ur5e.urdf"),
+    'hole missing': (peg, setter('conditions[1].hole', None), 'conditions[1].target_position',
+                     'is missing (expected a target position, a block position with a scene, or a hole'),
+    'hole without a peg task': (ur5e, setter('conditions[0].hole', [0.5, 0.1, 0.25]), 'conditions[0].hole',
+                                'needs a peg_task (expected a peg_task: section)'),
 }
 
 

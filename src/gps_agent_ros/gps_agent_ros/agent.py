@@ -1,8 +1,9 @@
 """What the trainer needs from an agent: run trials of controllers described as data.
 
 A controller is a gps_controllers.trial_spec.ControllerSpec: a linear-Gaussian controller (K, k
-with the noise folded in) or a neural-network policy (its spec plus the trial's noise). Never a
-Python callable: the same description runs in this process (InProcessAgent) or on the arms behind
+with the noise folded in), a neural-network policy (its spec plus the trial's noise) or MPC-GPS's
+teacher (its problem plus the trial's noise); a trial may carry the pushes a simulator applies
+during it (a gps_core.disturbance_plan.DisturbancePlan, drawn by the trainer). Never a Python callable: the same description runs in this process (InProcessAgent) or on the arms behind
 controller_node (RosAgent), through the same trial runner and safety filter.
 
 An agent runs a batch of trials (`run_many`) in any order, on any of its arms, and returns them
@@ -18,6 +19,7 @@ import numpy as np
 
 from gps_agent_ros.experiment import Condition, Experiment
 from gps_controllers.trial_spec import ControllerSpec, TrialSpec
+from gps_core.disturbance_plan import DisturbancePlan
 
 
 class TrialFailed(RuntimeError):
@@ -32,6 +34,7 @@ class TrialRequest:
     controller: ControllerSpec
     sample: int = 0
     record_images: bool = False    # bring back the camera's image of every step
+    disturbance: DisturbancePlan | None = None   # pushes during the trial (simulated arms)
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,10 @@ def run_one(agent: Agent, condition: Condition, controller: ControllerSpec) -> T
 
 
 def trial_spec(exp: Experiment, condition: Condition, controller: ControllerSpec,
-               record_images: bool = False) -> TrialSpec:
-    """The trial an agent runs: the condition's start pose, targets and objects, the experiment's T, dt."""
+               record_images: bool = False, disturbance: DisturbancePlan | None = None) -> TrialSpec:
+    """The trial an agent runs: the condition's start pose, targets and objects, the experiment's T, dt,
+    and the pushes during it, if any."""
     cfg = exp.config
     return TrialSpec(condition=condition.name, joint_names=tuple(cfg.robot.joints), q0=condition.q0,
                      targets=condition.targets, horizon=cfg.T, dt=cfg.dt, controller=controller,
-                     record_images=record_images, objects=dict(condition.objects))
+                     record_images=record_images, objects=dict(condition.objects), disturbance=disturbance)

@@ -2,7 +2,8 @@
 
 Robot side (controller node): JointState -> (q, qd) by joint name; an array -> the
 Float64MultiArray a ForwardCommandController takes; RunTrial goal -> TrialSpec (the trial as
-data, validated by gps_controllers.trial_spec.plan_trial); a trial's recording -> RunTrial.Result.
+data, validated by gps_controllers.trial_spec.plan_trial); a trial's recording -> RunTrial.Result;
+a disturbance plan <-> the fields a RunTrial goal and a ResetArm request carry it in (sim_node).
 Trainer side: TrialSpec -> RunTrial goal; RunTrial.Result -> X [steps, dX], U [steps, dU].
 
 Generated float64[] fields are array.array('d'): they are read with np.frombuffer (no copy) and
@@ -21,11 +22,17 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 
 from gps_controllers.linear_gaussian_controller import InvalidController
+from gps_controllers.mpc_controller import MPCSpec
 from gps_controllers.trial_runner import TrialRunner
 from gps_controllers.trial_spec import (ControllerSpec, LinearGaussianSpec, NetworkSpec,
                                         TrialSpec)
+from gps_core.disturbance_plan import DisturbancePlan, Impulse
 from gps_core.policies.spec import InvalidPolicy, PolicySpec
+from gps_core.traj_opt.mpc import InvalidMPCProblem, MPCProblem
 from gps_interfaces.action import RunTrial
+
+DISTURBANCE_FIELDS = ('disturbance_link', 'disturbance_kind', 'disturbance_physics_dt', 'disturbance_starts',
+                      'disturbance_substeps', 'disturbance_vectors')
 
 _NS = 1_000_000_000
 _MAX_CACHED_ORDERS = 8
@@ -168,15 +175,80 @@ def trial_spec_from_goal(goal: RunTrial.Goal) -> TrialSpec:
             raise InvalidController(f"policy_noise must be empty or have T*du = {T}*{du} = {T * du} "
                                     f"entries ([T, du] row-major), got {noise.size}")
         controller = NetworkSpec(policy, noise.reshape(T, du) if noise.size else None)
+    elif goal.controller_type == RunTrial.Goal.CONTROLLER_MPC:
+        controller = _mpc_spec_from_goal(goal, T, du, dx)
     else:
         raise InvalidController(f"controller_type {goal.controller_type} is not one of "
-                                f"CONTROLLER_LINEAR_GAUSSIAN ({RunTrial.Goal.CONTROLLER_LINEAR_GAUSSIAN}) or "
-                                f"CONTROLLER_POLICY ({RunTrial.Goal.CONTROLLER_POLICY})")
+                                f"CONTROLLER_LINEAR_GAUSSIAN ({RunTrial.Goal.CONTROLLER_LINEAR_GAUSSIAN}), "
+                                f"CONTROLLER_POLICY ({RunTrial.Goal.CONTROLLER_POLICY}) or "
+                                f"CONTROLLER_MPC ({RunTrial.Goal.CONTROLLER_MPC})")
+    try:
+        disturbance = disturbance_from_fields(goal)
+    except ValueError as exc:
+        raise InvalidController(str(exc)) from exc
     return TrialSpec(condition=goal.condition, joint_names=tuple(goal.joint_names),
                      q0=_doubles(goal.initial_joint_positions), targets=_doubles(goal.ee_targets),
                      horizon=T, dt=float(goal.dt), controller=controller,
                      record_images=bool(goal.record_images),
-                     objects=objects_from_fields(goal.object_names, goal.object_positions))
+                     objects=objects_from_fields(goal.object_names, goal.object_positions),
+                     disturbance=disturbance)
+
+
+def _mpc_spec_from_goal(goal: RunTrial.Goal, T: int, du: int, dx: int) -> MPCSpec:
+    """The MPC teacher of a goal: every array of the size T, dx, du declare, the problem checked
+    (finite, convex, 1 <= replan_every <= horizon) by MPCProblem; InvalidController says what is wrong."""
+    dxu = dx + du
+    if dx < 1 or du < 1:
+        raise InvalidController(f"an MPC goal needs dx, du >= 1, got dx={dx}, du={du}")
+    fields = {'mpc_dynamics': (T, dx, dxu), 'mpc_dynamics_offset': (T, dx), 'mpc_cost_hessian': (T, dxu, dxu),
+              'mpc_cost_gradient': (T, dxu)}
+    arrays = {}
+    for name, shape in fields.items():
+        flat = _doubles(getattr(goal, name))
+        if flat.size != int(np.prod(shape)):
+            raise InvalidController(f"{name} must have {' * '.join(map(str, shape))} = {int(np.prod(shape))} "
+                                    f"entries ({list(shape)} row-major), got {flat.size}")
+        arrays[name] = flat.reshape(shape)
+    noise = _doubles(goal.mpc_noise)
+    if noise.size not in (0, T * du):
+        raise InvalidController(f"mpc_noise must be empty or have T*du = {T}*{du} = {T * du} entries "
+                                f"([T, du] row-major), got {noise.size}")
+    try:
+        problem = MPCProblem(arrays['mpc_dynamics'], arrays['mpc_dynamics_offset'], arrays['mpc_cost_hessian'],
+                             arrays['mpc_cost_gradient'], int(goal.mpc_horizon), int(goal.mpc_replan_every))
+    except InvalidMPCProblem as exc:
+        raise InvalidController(f"MPC problem: {exc}") from exc
+    return MPCSpec(problem, noise.reshape(T, du) if noise.size else None)
+
+
+def disturbance_from_fields(msg) -> DisturbancePlan | None:
+    """The disturbance plan in a RunTrial goal's or a ResetArm request's disturbance_* fields (None when
+    disturbance_link is empty); ValueError naming what does not fit."""
+    if not msg.disturbance_link:
+        return None
+    starts = np.asarray(msg.disturbance_starts, dtype=np.int64)
+    lengths = np.asarray(msg.disturbance_substeps, dtype=np.int64)
+    vectors = _doubles(msg.disturbance_vectors)
+    n = starts.size
+    if lengths.size != n or vectors.size != 3 * n:
+        raise ValueError(f"disturbance_starts, disturbance_substeps and disturbance_vectors must hold 1, 1 and 3 "
+                         f"values per impulse; got {starts.size}, {lengths.size} and {vectors.size}")
+    impulses = tuple(Impulse(int(s), int(k), tuple(float(v) for v in vectors[3 * i:3 * i + 3]))
+                     for i, (s, k) in enumerate(zip(starts, lengths)))
+    return DisturbancePlan(str(msg.disturbance_link), str(msg.disturbance_kind), float(msg.disturbance_physics_dt),
+                           impulses)
+
+
+def set_disturbance_fields(msg, plan: DisturbancePlan | None) -> None:
+    """Write a plan (None: none) into a RunTrial goal's or a ResetArm request's disturbance_* fields."""
+    if plan is None:
+        return
+    msg.disturbance_link, msg.disturbance_kind = plan.link, plan.kind
+    msg.disturbance_physics_dt = float(plan.physics_dt)
+    msg.disturbance_starts = array.array('I', [int(i.start) for i in plan.impulses])
+    msg.disturbance_substeps = array.array('I', [int(i.substeps) for i in plan.impulses])
+    msg.disturbance_vectors = _as_double_array(np.array([i.vector for i in plan.impulses], dtype=np.float64)
+                                               .reshape(-1))
 
 
 def objects_from_fields(names: Sequence[str], positions) -> dict[str, np.ndarray]:
@@ -220,8 +292,18 @@ def run_trial_goal(spec: TrialSpec) -> RunTrial.Goal:
         goal.policy_parameters = _as_double_array(values)
         if ctrl.noise is not None:
             goal.policy_noise = _as_double_array(ctrl.noise)
+    elif isinstance(ctrl, MPCSpec):
+        problem = ctrl.problem
+        goal.controller_type = RunTrial.Goal.CONTROLLER_MPC
+        goal.du, goal.dx = problem.dU, problem.dX
+        goal.mpc_dynamics, goal.mpc_dynamics_offset = _as_double_array(problem.Fm), _as_double_array(problem.fv)
+        goal.mpc_cost_hessian, goal.mpc_cost_gradient = _as_double_array(problem.Cm), _as_double_array(problem.cv)
+        goal.mpc_horizon, goal.mpc_replan_every = int(problem.horizon), int(problem.replan_every)
+        if ctrl.noise is not None:
+            goal.mpc_noise = _as_double_array(ctrl.noise)
     else:
         raise TypeError(f"unknown controller description {type(ctrl).__name__}")
+    set_disturbance_fields(goal, spec.disturbance)
     return goal
 
 

@@ -2,13 +2,10 @@
 teacher of MPC-guided policy search (Zhang, Kahn, Levine, Abbeel, ICRA 2016) shows the policy how to
 recover from them.
 
-Three pieces, all deterministic:
+The settings and the drawn plans are plain data (gps_core.disturbance_plan, re-exported here):
 
-  DisturbanceConfig   the schedule's settings (frozen): which link, force or torque, magnitude,
-                      duration, how many impulses per trial and the window of their start times;
-  DisturbancePlan     one trial's impulses, drawn by `draw_plan` from a generator the caller seeds
-                      (e.g. np.random.default_rng(trial_seed)): plain data, so the in-process agent and
-                      sim_node draw the same plan from the same seed, or a plan can travel as it is;
+  DisturbanceConfig   the schedule's settings (frozen);
+  DisturbancePlan     one trial's impulses, drawn by `draw_plan` from a generator the caller seeds;
   DisturbanceHook     applies a plan to a PyBullet body (anything with client_id and body_id: a
                       PyBulletArm) physics substep by physics substep.
 
@@ -19,115 +16,26 @@ of mass (PyBullet's link frame), recomputed every substep as the link moves.
 
 `step_arm` is the one place a control period is stepped with a hook: the batched arm.step(tau,
 substeps) when no impulse falls in the period (bit-identical to no hook, as PyBulletArm.step documents
-one call of n substeps equals n calls), one substep at a time when one does.
+one call of n substeps equals n calls), one substep at a time when one does, handing the arm the push's
+generalized force J^T W of that substep.
 
-Note on armature: PyBulletArm emulates rotor inertia by shaping joint torques for PyBullet's rigid-body
-step; an external wrench bypasses that shaping, so with armature > 0 the joints respond to it as
-M(q)^-1 J^T F instead of (M(q) + A)^-1 J^T F (too strongly for the UR wrists).
+Armature: PyBulletArm emulates rotor inertia A by shaping joint torques for PyBullet's rigid-body step,
+which knows only M(q); an external wrench bypasses that shaping, so without being told of it the joints
+respond as M^-1 J^T W instead of (M + A)^-1 J^T W (for the UR wrists, whose links weigh little against
+their rotors, up to ~20 rad/s from a 25 N push). PyBulletArm.step takes the generalized force and puts
+it on the right side of (M + A) qdd = ... (see PyBulletArm._augmented_torques).
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 import numpy as np
 import pybullet as p
 
-KINDS = ('force', 'torque')
+from gps_core.disturbance_plan import KINDS, DisturbanceConfig, DisturbancePlan, Impulse, draw_plan
 
-
-@dataclass(frozen=True)
-class DisturbanceConfig:
-    """Settings of a trial's impulse disturbances.
-
-    link: URDF link the wrench acts on (at its centre of mass); kind: 'force' [N] or 'torque' [N m];
-    magnitude: the wrench's norm; duration [s]: how long each impulse lasts (rounded to physics steps,
-    at least one); count_min, count_max: impulses per trial, drawn uniformly from [count_min, count_max];
-    t_min, t_max [s]: window of the start times after the trial's start, drawn uniformly (sorted);
-    direction: a world-frame direction (normalized) for every impulse, or None: uniform on the sphere,
-    drawn per impulse.
-    """
-
-    link: str
-    kind: str = 'force'
-    magnitude: float = 20.0
-    duration: float = 0.02
-    count_min: int = 1
-    count_max: int = 1
-    t_min: float = 0.5
-    t_max: float = 4.0
-    direction: tuple[float, float, float] | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.link, str) or not self.link:
-            raise ValueError(f'link: {self.link!r} is not a link name')
-        if self.kind not in KINDS:
-            raise ValueError(f'kind: {self.kind!r} is not one of {list(KINDS)}')
-        for name in ('magnitude', 'duration'):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f'{name}: {v!r} is not a finite number > 0')
-        for name in ('count_min', 'count_max'):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f'{name}: {v!r} is not an integer >= 0')
-        if self.count_max < self.count_min:
-            raise ValueError(f'count_max: {self.count_max} is below count_min {self.count_min}')
-        for name in ('t_min', 't_max'):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ValueError(f'{name}: {v!r} is not a finite time >= 0 [s]')
-        if self.t_max < self.t_min:
-            raise ValueError(f't_max: {self.t_max} is below t_min {self.t_min}')
-        if self.direction is not None:
-            d = np.asarray(self.direction, dtype=float)
-            if d.shape != (3,) or not np.all(np.isfinite(d)) or np.linalg.norm(d) == 0:
-                raise ValueError(f'direction: {self.direction!r} is not a non-zero [x, y, z]')
-
-
-@dataclass(frozen=True)
-class Impulse:
-    """A constant wrench for physics substeps [start, start + substeps); vector [3] world frame."""
-
-    start: int
-    substeps: int
-    vector: tuple[float, float, float]
-
-
-@dataclass(frozen=True)
-class DisturbancePlan:
-    """One trial's impulses on `link` ('force' or 'torque'), sorted by start; physics_dt [s]."""
-
-    link: str
-    kind: str
-    physics_dt: float
-    impulses: tuple[Impulse, ...]
-
-    @property
-    def disturbed(self) -> bool:
-        return bool(self.impulses)
-
-    def momentum(self) -> np.ndarray:
-        """[n, 3] each impulse's integral of the wrench over time [N s] or [N m s]."""
-        return np.array([np.asarray(i.vector) * i.substeps * self.physics_dt for i in self.impulses]).reshape(-1, 3)
-
-
-def draw_plan(config: DisturbanceConfig, rng: np.random.Generator, physics_dt: float) -> DisturbancePlan:
-    """Draw a trial's impulses: count, then start times, then directions, in that order from rng."""
-    if not (math.isfinite(physics_dt) and physics_dt > 0):
-        raise ValueError(f'physics_dt must be a positive number of seconds, got {physics_dt!r}')
-    count = int(rng.integers(config.count_min, config.count_max + 1))
-    starts = np.sort(rng.uniform(config.t_min, config.t_max, size=count))
-    if config.direction is None:
-        dirs = rng.standard_normal((count, 3))
-    else:
-        dirs = np.tile(np.asarray(config.direction, dtype=float), (count, 1))
-    dirs = dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
-    n = max(1, int(round(config.duration / physics_dt)))
-    impulses = tuple(Impulse(int(round(s / physics_dt)), n, tuple(float(v) for v in config.magnitude * d))
-                     for s, d in zip(starts, dirs))
-    return DisturbancePlan(config.link, config.kind, float(physics_dt), impulses)
+__all__ = ['KINDS', 'DisturbanceConfig', 'DisturbanceHook', 'DisturbancePlan', 'Impulse', 'draw_plan', 'link_index',
+           'step_arm']
 
 
 class HasBody(Protocol):
@@ -212,7 +120,8 @@ class DisturbanceHook:
 
 
 def step_arm(arm, torques: np.ndarray | Sequence[float], substeps: int, hook: DisturbanceHook | None) -> None:
-    """arm.step(torques, substeps=substeps) with the hook's impulses applied at their physics steps."""
+    """arm.step(torques, substeps=substeps) with the hook's impulses applied at their physics steps (and
+    their generalized force handed to the arm's armature emulation, PyBulletArm.step's `external`)."""
     if hook is None:
         arm.step(torques, substeps=substeps)
     elif not hook.active_within(substeps):
@@ -220,5 +129,6 @@ def step_arm(arm, torques: np.ndarray | Sequence[float], substeps: int, hook: Di
         hook.skip(substeps)
     else:
         for _ in range(substeps):
+            external = hook.generalized_force()
             hook.before_substep()
-            arm.step(torques, substeps=1)
+            arm.step(torques, substeps=1, external=external)

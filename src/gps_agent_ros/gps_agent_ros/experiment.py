@@ -23,7 +23,7 @@ class Condition:
     name: str               # 'train/0', 'test/3', 'distractor/1', ...
     q0: np.ndarray          # [nj] initial joint positions
     targets: np.ndarray     # [P, 3] end-effector point targets in the base frame
-    # scene objects placed at the reset: name ('block', 'distractor') -> centre [3] (base frame)
+    # scene objects placed at the reset: name ('block', 'distractor', 'hole') -> centre [3] (base frame)
     objects: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -61,6 +61,8 @@ class Experiment:
             objects['block'] = scene.block_center(c.block)
         if c.distractor is not None:
             objects['distractor'] = scene.block_center(c.distractor, scene.distractor)
+        if c.hole is not None:
+            objects['hole'] = np.asarray(c.hole, dtype=float)
         return Condition(name, np.asarray(c.initial_joint_positions, dtype=float),
                          self.encoder.targets_from_pose(origin, R), objects)
 
@@ -89,6 +91,16 @@ class Experiment:
         """Distance of the first end-effector point to its target at the last step, per sample. X [N, T, dX]."""
         rel = X[:, -1, self.encoder.ee_slice]          # point positions minus targets, [N, 3P]
         return np.linalg.norm(rel[:, :3], axis=1)
+
+    def success(self, condition: Condition, X: np.ndarray) -> np.ndarray:
+        """[N] bool: each trial X [N, T, dX] succeeded by the task's rule. A peg task: the peg is in the
+        hole at the last step (gps_core.peg_config.inserted; the first end-effector point is the tip);
+        otherwise the first point ends within algorithm.success_distance of its target."""
+        task = self.config.peg_task
+        if task is None:
+            return self.final_distance(X) <= self.config.algorithm.success_distance
+        from gps_core.peg_config import inserted
+        return inserted(self.ee_path(condition, X[:, -1]), condition.objects['hole'], task)
 
     def costs(self) -> list[Cost]:
         """One cost per condition; targets live in the state (points are relative), so they are equal."""

@@ -3,7 +3,9 @@
 For fast research, tests and benchmarks. It runs exactly what the node graph runs: sim_node's
 SimArm, the trial validation of controller_node (gps_controllers.trial_spec.plan_trial), its
 TrialRunner and its safety filter (URDF limits, velocity abort), so an unstable simulation aborts
-here as it does through the graph, and seeded trials are bit-identical either way.
+here as it does through the graph, and seeded trials are bit-identical either way. A peg task
+simulates the arm with the peg (its URDF written at start, as sim_node does) and the block with the
+hole; a trial's disturbance plan goes to the arm's reset, as sim_node's reset request carries it.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from gps_controllers.linear_gaussian_controller import InvalidController
 from gps_controllers.safety import DEFAULT_VELOCITY_MARGIN, SafetyFilter
 from gps_controllers.trial_runner import TrialRunner, TrialStatus
 from gps_controllers.trial_spec import ControllerSpec, NetworkSpec, plan_trial
+from gps_core.disturbance_plan import DisturbancePlan
 
 
 class InProcessAgent:
@@ -26,8 +29,14 @@ class InProcessAgent:
         cfg = experiment.config
         self.experiment = experiment
         self.joints = tuple(cfg.robot.joints)
+        self._peg_arm = None
+        sim_urdf = experiment.urdf_path
+        if cfg.peg_task is not None:      # the arm with the peg at its flange
+            from gps_agent_ros.peg_task import PegArm
+            self._peg_arm = PegArm(experiment.urdf_path, cfg.peg_task.peg)
+            sim_urdf = self._peg_arm.urdf_path
         self.sim = SimArm(SimArmConfig(
-            urdf_path=experiment.urdf_path, joint_names=self.joints, period=cfg.dt, substeps=cfg.sim.substeps,
+            urdf_path=sim_urdf, joint_names=self.joints, period=cfg.dt, substeps=cfg.sim.substeps,
             gravity_compensation=cfg.sim.gravity_compensation, armature=cfg.sim.armature, damping=cfg.sim.damping))
         # what controller_node uses with its default parameters (node_params.controller_parameters)
         self.safety = SafetyFilter.from_urdf(experiment.urdf_path, self.joints,
@@ -36,21 +45,28 @@ class InProcessAgent:
         if cfg.scene is not None:   # the table, blocks and camera in the arm's world, as sim_node's sensor
             from gps_agent_ros.scene import Camera, Scene
             self.scene, self.camera = Scene(self.sim.client_id, cfg.scene), Camera(self.sim.client_id, cfg.scene.camera)
+        elif cfg.peg_task is not None:    # the block with the hole, moved to each trial's
+            from gps_agent_ros.peg_task import PegScene
+            self.scene = PegScene(self.sim.client_id, cfg.peg_task)
 
     def run_many(self, requests: Sequence[TrialRequest]) -> list[Trial]:
-        return [self.run(r.condition, r.controller, r.record_images) for r in requests]
+        return [self.run(r.condition, r.controller, r.record_images, r.disturbance) for r in requests]
 
-    def run(self, condition: Condition, controller: ControllerSpec, record_images: bool = False) -> Trial:
+    def run(self, condition: Condition, controller: ControllerSpec, record_images: bool = False,
+            disturbance: DisturbancePlan | None = None) -> Trial:
         exp = self.experiment
         try:
-            plan = plan_trial(trial_spec(exp, condition, controller, record_images), exp.encoder)
+            plan = plan_trial(trial_spec(exp, condition, controller, record_images, disturbance), exp.encoder)
             if (plan.controller.image_shape is not None or record_images) and self.camera is None:
                 raise InvalidController('the trial needs camera images but the experiment has no scene')
         except InvalidController as exc:
             raise TrialFailed(f'{condition.name}: controller rejected: {exc}') from exc
-        self.sim.reset(self.joints, plan.q0)
-        if self.scene is not None:
-            self.scene.place(plan.objects)
+        try:
+            self.sim.reset(self.joints, plan.q0, plan.disturbance)
+            if self.scene is not None:
+                self.scene.place(plan.objects)
+        except ValueError as exc:         # what sim_node's reset answers as a failure
+            raise TrialFailed(f'{condition.name}: reset refused: {exc}') from exc
         runner = TrialRunner(exp.encoder, plan.controller, self.safety, plan.targets, plan.horizon, plan.dt,
                              record_images=plan.record_images)
         with _one_thread(isinstance(controller, NetworkSpec)):
@@ -73,6 +89,8 @@ class InProcessAgent:
 
     def close(self) -> None:
         self.sim.close()
+        if self._peg_arm is not None:
+            self._peg_arm.close()
 
 
 @contextlib.contextmanager

@@ -51,6 +51,7 @@ def sim_parameters(cfg: ExperimentConfig, mode: str = 'lockstep') -> dict[str, A
         'mode': mode,
         'initial_positions': [float(v) for v in cfg.conditions[0].initial_joint_positions],
         'scene': json.dumps(to_dict(cfg.scene)) if cfg.scene is not None else '',
+        'peg_task': json.dumps(to_dict(cfg.peg_task)) if cfg.peg_task is not None else '',
     }
 
 

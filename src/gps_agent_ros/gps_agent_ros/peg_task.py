@@ -9,6 +9,10 @@ the peg sag and twist when it is pushed into the hole), the gravity compensation
 the body) includes its mass, and a pinocchio model built from the same file sees it too. The state
 encoder may keep the plain arm URDF: the peg only moves its points, `peg_ee_points`.
 
+The task's settings and success rule are plain data in gps_core.peg_config (re-exported here); this
+module adds what needs the simulator: the URDF with the peg, the block as a PyBullet body, and the
+`PegScene` the agents place per trial (the in-process agent and sim_node alike).
+
 Geometry (base frame = PyBullet's world frame; the hole's axis vertical):
   peg     cylinder of `radius` and `length` along tool0's z, from the flange face (z = 0) to the tip
           (z = length); contact friction `friction`;
@@ -21,112 +25,22 @@ below the rim and not below the block's bottom, at the last step.
 """
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pybullet as p
 
+from gps_core.peg_config import HoleBlockConfig, PegConfig, PegTask, inserted, peg_ee_points, tip_from_state
+
+__all__ = ['PEG_LINK', 'HoleBlock', 'HoleBlockConfig', 'PegArm', 'PegConfig', 'PegScene', 'PegTask', 'block_boxes',
+           'inserted',
+           'peg_ee_points', 'tip_from_state', 'write_peg_urdf']
+
 PEG_LINK = 'peg'
-
-
-def _positive(obj, *names: str) -> None:
-    for name in names:
-        v = getattr(obj, name)
-        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0):
-            raise ValueError(f'{name}: {v!r} is not a finite number > 0')
-
-
-@dataclass(frozen=True)
-class PegConfig:
-    """radius, length [m]; mass [kg]; friction: lateral (Coulomb) friction coefficient; parent_link:
-    the flange link the peg is fixed to (its z axis out of the flange)."""
-
-    radius: float = 0.01
-    length: float = 0.08
-    mass: float = 0.05
-    friction: float = 0.5
-    parent_link: str = 'tool0'
-
-    def __post_init__(self) -> None:
-        _positive(self, 'radius', 'length', 'mass')
-        if not (math.isfinite(self.friction) and self.friction >= 0):
-            raise ValueError(f'friction: {self.friction!r} is not a finite number >= 0')
-        if not self.parent_link:
-            raise ValueError('parent_link: is empty (expected the flange link, e.g. tool0)')
-
-
-@dataclass(frozen=True)
-class HoleBlockConfig:
-    """clearance [m]: gap between the peg and each wall when centred (hole side 2 (radius + clearance));
-    depth: rim to the floor's top; wall, floor: thicknesses; friction: lateral friction coefficient."""
-
-    clearance: float = 0.002
-    depth: float = 0.06
-    wall: float = 0.02
-    floor: float = 0.02
-    friction: float = 0.5
-
-    def __post_init__(self) -> None:
-        _positive(self, 'clearance', 'depth', 'wall', 'floor')
-        if not (math.isfinite(self.friction) and self.friction >= 0):
-            raise ValueError(f'friction: {self.friction!r} is not a finite number >= 0')
-
-
-@dataclass(frozen=True)
-class PegTask:
-    """A peg and the block it goes into; the hole must be deep enough for the success rule."""
-
-    peg: PegConfig = PegConfig()
-    block: HoleBlockConfig = HoleBlockConfig()
-
-    def __post_init__(self) -> None:
-        if self.block.depth <= 0.5 * self.peg.length:
-            raise ValueError(f'block.depth: {self.block.depth} m is not more than half the peg length '
-                             f'({0.5 * self.peg.length} m): no insertion could count as a success')
-
-    @property
-    def hole_half_width(self) -> float:
-        """Half the hole's side [m]: radius + clearance."""
-        return self.peg.radius + self.block.clearance
-
-    def floor_top(self, rim: np.ndarray) -> np.ndarray:
-        """[3] centre of the hole's floor (its top face) for a rim centre rim [3]."""
-        return np.asarray(rim, dtype=float) - np.array([0.0, 0.0, self.block.depth])
-
-    def tip_target(self, rim: np.ndarray) -> np.ndarray:
-        """[3] where the tip is when fully inserted: the floor's centre (an experiment's target_position
-        for the first end-effector point, with the tool pointing down)."""
-        return self.floor_top(rim)
-
-
-def peg_ee_points(peg: PegConfig) -> np.ndarray:
-    """[2, 3] end-effector points in the parent link's frame: the tip first (the point whose distance
-    counts), then the peg's root at the flange, on the axis: together they fix the peg's axis (the
-    cylinder's roll about it does not matter)."""
-    return np.array([[0.0, 0.0, peg.length], [0.0, 0.0, 0.0]])
-
-
-def inserted(tip: np.ndarray, rim: np.ndarray, task: PegTask) -> np.ndarray:
-    """Success per tip position tip [..., 3] (base frame) for the hole with rim centre rim [3]: inside
-    the hole's footprint, at least peg.length / 2 below the rim, not below the block's bottom."""
-    tip = np.asarray(tip, dtype=float)
-    rel = tip - np.asarray(rim, dtype=float)
-    half = task.hole_half_width
-    inside = (np.abs(rel[..., 0]) <= half) & (np.abs(rel[..., 1]) <= half)
-    deep = rel[..., 2] <= -0.5 * task.peg.length
-    above_bottom = rel[..., 2] >= -(task.block.depth + task.block.floor)
-    return inside & deep & above_bottom
-
-
-def tip_from_state(x_points: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """[..., 3] tip positions from the state's end-effector block x_points [..., 3P] (points minus their
-    targets, gps_controllers.state_encoder) and the targets [P, 3]; the tip is point 0."""
-    return np.asarray(x_points)[..., :3] + np.asarray(targets, dtype=float)[0]
 
 
 def write_peg_urdf(urdf_path: str | os.PathLike, peg: PegConfig, out_path: str | os.PathLike | None = None) -> str:
@@ -146,8 +60,9 @@ def write_peg_urdf(urdf_path: str | os.PathLike, peg: PegConfig, out_path: str |
         if name and '://' not in name and not os.path.isabs(name):
             mesh.set('filename', str((src.parent / name).resolve()))
     r, L, m = peg.radius, peg.length, peg.mass
-    ixx = m * (3 * r * r + L * L) / 12.0
-    izz = m * r * r / 2.0
+    # a solid cylinder, plus the flange joint's rotor disk if it is put here (PegConfig.axial_inertia)
+    ixx = m * (3 * r * r + L * L) / 12.0 + peg.axial_inertia / 2.0
+    izz = m * r * r / 2.0 + peg.axial_inertia
     origin = f'<origin xyz="0 0 {L / 2!r}" rpy="0 0 0"/>'
     geometry = f'<geometry><cylinder radius="{r!r}" length="{L!r}"/></geometry>'
     robot.append(ET.fromstring(
@@ -207,3 +122,40 @@ class HoleBlock:
     @property
     def rim(self) -> np.ndarray:
         return np.array(p.getBasePositionAndOrientation(self.body_id, physicsClientId=self._cid)[0])
+
+
+_FAR_AWAY = (0.0, 0.0, -100.0)           # where the block waits while a trial names no hole
+
+
+class PegScene:
+    """The block with the hole in the arm's world (PyBullet client `client_id`), moved to each trial's
+    hole: `place(objects)` with objects {'hole': rim centre [3]} (base frame), as a RunTrial goal and a
+    ResetArm request carry them (object_names / object_positions)."""
+
+    OBJECT = 'hole'
+
+    def __init__(self, client_id: int, task: PegTask):
+        self.task = task
+        self.block = HoleBlock(client_id, task, np.array(_FAR_AWAY))
+
+    def place(self, objects: Mapping[str, np.ndarray]) -> None:
+        """Move the block to objects['hole'] (out of the way when a trial names none); ValueError
+        naming an object this scene does not have, or a non-finite position."""
+        unknown = sorted(set(objects) - {self.OBJECT})
+        if unknown:
+            raise ValueError(f'unknown scene objects {unknown} (the peg scene has {self.OBJECT})')
+        rim = np.asarray(objects.get(self.OBJECT, _FAR_AWAY), dtype=float).reshape(-1)
+        if rim.shape != (3,) or not np.all(np.isfinite(rim)):
+            raise ValueError(f'the hole position must be a finite [x, y, z], got {rim.tolist()}')
+        self.block.place(rim)
+
+
+class PegArm:
+    """The arm's URDF with the peg, written once to a temporary folder (removed by `close`)."""
+
+    def __init__(self, urdf_path: str | os.PathLike, peg: PegConfig):
+        self._dir = tempfile.TemporaryDirectory(prefix='gps_peg_')
+        self.urdf_path = write_peg_urdf(urdf_path, peg, Path(self._dir.name) / f'{Path(urdf_path).stem}_peg.urdf')
+
+    def close(self) -> None:
+        self._dir.cleanup()

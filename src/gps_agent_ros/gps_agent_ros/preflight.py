@@ -81,7 +81,7 @@ def check_reach(experiment: Experiment, allow_unreachable: bool = False) -> list
     for key, cond, cond_cfg in conds:
         r = reach(experiment.encoder, cond.q0, cond.targets, f'{key}.target_position')
         if r.distance > limit:
-            target = [float(v) for v in cond_cfg.target_position]
+            target = [float(v) for v in cfg.target(cond_cfg)]     # given, or above a block, or in a hole
             unreachable.append((r.key, (
                 f'{target} is out of reach: the first end-effector point gets no closer than {r.distance:.3f} m '
                 f'(IK from q0 and {IK_STARTS} other starts within the joint limits; expected within '
@@ -213,8 +213,12 @@ def _zero_torque_blowup(experiment: Experiment, substeps: int,
             starts.setdefault(tuple(c.initial_joint_positions), f'{name}[{i}].initial_joint_positions')
     limits = read_joint_limits(experiment.urdf_path)
     steps = max(1, int(np.ceil(min(STABILITY_HORIZON_S, cfg.T * cfg.dt) / cfg.dt)))
-    arm = PyBulletArm(experiment.urdf_path, list(cfg.robot.joints), dt=cfg.dt, substeps=substeps,
-                      gravity_compensation=cfg.sim.gravity_compensation,
+    peg_arm = None
+    if cfg.peg_task is not None:                       # the arm as simulated: with the peg
+        from gps_agent_ros.peg_task import PegArm
+        peg_arm = PegArm(experiment.urdf_path, cfg.peg_task.peg)
+    arm = PyBulletArm(experiment.urdf_path if peg_arm is None else peg_arm.urdf_path, list(cfg.robot.joints),
+                      dt=cfg.dt, substeps=substeps, gravity_compensation=cfg.sim.gravity_compensation,
                       armature=cfg.sim.armature, damping=cfg.sim.damping)
     try:
         cid, body = arm.client_id, arm.body_id
@@ -240,6 +244,8 @@ def _zero_torque_blowup(experiment: Experiment, substeps: int,
         return None, warnings
     finally:
         arm.close()
+        if peg_arm is not None:
+            peg_arm.close()
 
 
 def _inertia_warnings(experiment: Experiment, arm: PyBulletArm) -> list[str]:

@@ -207,20 +207,31 @@ class PyBulletArm:
         for j, qj in self._held:
             p.resetJointState(self._body, j, qj, 0.0, physicsClientId=self._client)
 
-    def step(self, torques: np.ndarray | Sequence[float], substeps: int | None = None) -> None:
+    def step(self, torques: np.ndarray | Sequence[float], substeps: int | None = None,
+             external: np.ndarray | None = None) -> None:
         """Apply torques [nj] (clipped to the effort limits) for one control period dt, or for
         `substeps` physics steps of dt / self.substeps each (a caller holding a torque over
         several physics steps in one call: bit-for-bit the same as that many calls).
+
+        external [n_dof] (PyBullet's DOF order): the generalized force J^T W of an external wrench
+        the caller applies to the body (p.applyExternalForce) during these physics steps, for the
+        armature emulation to act on (see `_augmented_torques`); PyBullet applies the wrench itself.
+        Without armature or damping it changes nothing.
 
         Raises ValueError on a wrong shape or any non-finite value, before anything is applied.
         """
         tau = np.clip(self._check_vector(torques, "torques"),
                       -self._effort_limits, self._effort_limits)
+        if external is not None:
+            external = np.asarray(external, dtype=float)
+            if external.shape != (self._n_dof,) or not np.all(np.isfinite(external)):
+                raise ValueError(f"external must be a finite [{self._n_dof}] generalized force, got "
+                                 f"shape {external.shape}")
         cid, body, idx = self._client, self._body, self._joint_idx
         tau_list = tau.tolist()
         for _ in range(self._substeps if substeps is None else substeps):
             if self._augmented:
-                tau_list = self._augmented_torques(tau)[self._dof_of_joint].tolist()
+                tau_list = self._augmented_torques(tau, external)[self._dof_of_joint].tolist()
             elif self._gravity_compensation:
                 tau_list = (tau + self._gravity_torques()).tolist()
             p.setJointMotorControlArray(body, idx, p.TORQUE_CONTROL, forces=tau_list,
@@ -242,17 +253,19 @@ class PyBulletArm:
                                        physicsClientId=self._client)
         return np.asarray(g)[self._dof_of_joint]
 
-    def _augmented_torques(self, tau: np.ndarray) -> np.ndarray:
+    def _augmented_torques(self, tau: np.ndarray, external: np.ndarray | None = None) -> np.ndarray:
         """Torques [n_dof, PyBullet order] that make PyBullet's rigid-body step (which knows
         only M) produce the accelerations of the arm with armature A and damping D on the
         controlled joints c (the held joints h are taken as still, qdd_h = 0, as their motors
-        keep them):
+        keep them), under an external generalized force e (`external`, J^T W of a push PyBullet
+        applies itself; 0 without one):
 
-            (M_cc + A) qdd_c = tau (+ g_c if compensated) - b_c(q, qd) - D qd_c,   b = c + g,
-            applied_c = M_cc qdd_c + b_c   =>   PyBullet's row c, M_cc qdd_c + M_ch qdd_h =
-            applied_c - b_c, gives qdd_c as long as qdd_h = 0.
+            (M_cc + A) qdd_c = tau (+ g_c if compensated) - b_c(q, qd) - D qd_c + e_c,   b = c + g,
+            applied_c = M_cc qdd_c + b_c - e_c   =>   PyBullet's row c, M_cc qdd_c + M_ch qdd_h =
+            applied_c - b_c + e_c, gives qdd_c as long as qdd_h = 0.
 
-        Entries of held joints are zero (their motors act instead).
+        Without e in both places the push would act on M alone (the rotor inertia would not resist
+        it). Entries of held joints are zero (their motors act instead).
         """
         cid, body, c = self._client, self._body, self._ctrl_dof
         states = p.getJointStates(body, self._all_movable_idx, physicsClientId=cid)
@@ -267,9 +280,13 @@ class PyBulletArm:
         if self._gravity_compensation:
             rhs += np.asarray(p.calculateInverseDynamics(body, q_all, self._zeros_dof, self._zeros_dof,
                                                          physicsClientId=cid))[c]
+        if external is not None:
+            rhs += external[c]
         qdd = np.linalg.solve(mass + self._armature_dof, rhs)
         out = np.zeros(self._n_dof)
         out[c] = mass @ qdd + bias
+        if external is not None:
+            out[c] -= external[c]
         return out
 
     def _per_joint(self, value: float | Sequence[float], what: str) -> np.ndarray:

@@ -17,7 +17,9 @@ from typing import Sequence
 import numpy as np
 import pybullet as p
 
+from gps_agent_ros.disturbance import DisturbanceHook, step_arm
 from gps_agent_ros.pybullet_arm import PyBulletArm
+from gps_core.disturbance_plan import DisturbancePlan
 
 _MOVABLE = (p.JOINT_REVOLUTE, p.JOINT_PRISMATIC)
 
@@ -122,6 +124,10 @@ class SimArm:
 
     `effort` after a step is the torque actually applied, after clipping: the held effort
     command, or the velocity servo's torque averaged over the period.
+
+    A reset may carry a disturbance plan (gps_core.disturbance_plan): its impulses push the arm at
+    their physics substeps counted from that reset (gps_agent_ros.disturbance.step_arm, the same
+    stepping the in-process agent gets), until the next reset.
     """
 
     def __init__(self, config: SimArmConfig) -> None:
@@ -146,6 +152,7 @@ class SimArm:
         self._effort = np.zeros(nj)
         self._steps = 0
         self._ticks = 0  # periods of sim time: steps plus one per reset
+        self._hook: DisturbanceHook | None = None   # the pushes since the last reset
         self._period_ns = int(round(self._config.period * 1e9))
         # PyBullet DOF bookkeeping for the servo's mass matrix (all movable joints, URDF order)
         cid, body = self._arm.client_id, self._arm.body_id
@@ -220,15 +227,15 @@ class SimArm:
         """Apply the held command for one period; return the applied torque [nj]."""
         if self._kind is CommandKind.EFFORT:
             tau = np.clip(self._command, -self._limits, self._limits)
-            # one call for all physics steps: the same as `substeps` calls, without the
-            # per-call validation (the held command was validated by set_command)
-            self._arm.step(tau, substeps=self._config.substeps)
+            # one call for all physics steps (but around a push): the same as `substeps` calls,
+            # without the per-call validation (the held command was validated by set_command)
+            step_arm(self._arm, tau, self._config.substeps, self._hook)
             self._effort = tau
         else:
             total = np.zeros(self._nj)
             for _ in range(self._config.substeps):
                 tau = self._servo_torque(self._command)
-                self._arm.step(tau)
+                step_arm(self._arm, tau, 1, self._hook)
                 total += tau
             self._effort = total / self._config.substeps
         self._steps += 1
@@ -243,11 +250,18 @@ class SimArm:
         tau = self._damping * v_ref + self._config.velocity_bandwidth * (m_diag + self._armature) * (v_ref - qd)
         return np.clip(tau, -self._limits, self._limits)
 
-    def reset(self, names: Sequence[str], positions: Sequence[float]) -> None:
+    @property
+    def physics_dt(self) -> float:
+        """[s] one physics step: the unit of a disturbance plan's substep counts."""
+        return self._config.period / self._config.substeps
+
+    def reset(self, names: Sequence[str], positions: Sequence[float],
+              disturbance: DisturbancePlan | None = None) -> None:
         """Teleport the named joints to `positions` (others keep theirs), zero every joint
-        velocity, the held command and the reported effort. Raises ValueError naming the
-        problem (unknown or repeated joint, length mismatch, non-finite or out-of-limit value)
-        before changing anything."""
+        velocity, the held command and the reported effort; the pushes of `disturbance` (None:
+        none) act from here on. Raises ValueError naming the problem (unknown or repeated joint,
+        length mismatch, non-finite or out-of-limit value, a plan for another physics step or an
+        unknown link) before changing anything."""
         names = list(names)
         pos = np.asarray(positions, dtype=float).reshape(-1)
         if len(names) != pos.size:
@@ -259,10 +273,17 @@ class SimArm:
             raise ValueError(f'joint names repeated: {names}')
         if not np.all(np.isfinite(pos)):
             raise ValueError(f'non-finite joint positions {pos.tolist()}')
+        hook = None
+        if disturbance is not None and disturbance.disturbed:
+            if not math.isclose(disturbance.physics_dt, self.physics_dt, rel_tol=1e-9):
+                raise ValueError(f'the disturbance plan counts physics steps of {disturbance.physics_dt:g} s; this '
+                                 f'simulation steps {self.physics_dt:g} s')
+            hook = DisturbanceHook(self._arm, disturbance)   # checks the link
         q, _ = self._arm.joint_state()
         for name, value in zip(names, pos):
             q[self._config.joint_names.index(name)] = value
         self._arm.reset(q)  # checks the position limits before teleporting anything
+        self._hook = hook
         self._kind, self._command = CommandKind.EFFORT, np.zeros(self._nj)
         self._effort = np.zeros(self._nj)
         self._ticks += 1

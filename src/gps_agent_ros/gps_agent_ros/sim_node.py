@@ -11,9 +11,12 @@ cannot tell sim from real:
               forward_velocity_controller/commands std_msgs/Float64MultiArray [rad/s]
   service     reset                                gps_interfaces/srv/ResetArm (introspection on:
                                                    reset/_service_event announces every request;
-                                                   it also places the scene's objects)
+                                                   it also places the scene's objects and takes the
+                                                   trial's disturbance plan: pushes from the reset on)
   with a `scene`: a sensor_node in this process publishes camera/image_raw + camera/camera_info
   rendered from this world (gps_agent_ros.sensor_node)
+  with a `peg_task`: the arm simulated with the peg at its flange (the URDF written at start) and the
+  block with the hole, placed by each reset's 'hole' object (gps_agent_ros.peg_task)
 
 Commands are held until replaced (the last one of either kind wins); non-finite or wrong-length
 commands are dropped and logged, as ForwardCommandController does. Unlike it, a command not
@@ -59,9 +62,10 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 
-from gps_agent_ros.conversions import objects_from_fields
+from gps_agent_ros.conversions import disturbance_from_fields, objects_from_fields
 from gps_agent_ros.diagnostics import SimHealth, publish_diagnostics, sim_diagnostics
 from gps_agent_ros.node_runtime import run_node
+from gps_core.peg_config import PegTask
 from gps_core.scene_config import SceneConfig
 from gps_agent_ros.sim_arm import CommandKind, CommandWatchdog, SimArm, SimArmConfig, realtime_substeps
 from gps_interfaces.srv import ResetArm
@@ -92,8 +96,13 @@ class SimNode(Node):
         physics_step = prm['dt'] / prm['substeps']
         period = prm['dt'] if self._lockstep else 1.0 / prm['publish_rate_hz']
         substeps = prm['substeps'] if self._lockstep else realtime_substeps(period, physics_step)
+        self._peg_arm, urdf_path = None, prm['urdf_path']
+        if prm['peg_task'] is not None:    # the arm with the peg at its flange
+            from gps_agent_ros.peg_task import PegArm
+            self._peg_arm = PegArm(urdf_path, prm['peg_task'].peg)
+            urdf_path = self._peg_arm.urdf_path
         self._sim = SimArm(SimArmConfig(
-            urdf_path=prm['urdf_path'], joint_names=tuple(prm['joints']), period=period, substeps=substeps,
+            urdf_path=urdf_path, joint_names=tuple(prm['joints']), period=period, substeps=substeps,
             gravity_compensation=prm['gravity_compensation'], armature=prm['armature'],
             damping=prm['damping'], velocity_bandwidth=prm['velocity_bandwidth']))
         self._sim.reset(prm['joints'], prm['initial_positions'] or [0.0] * len(prm['joints']))
@@ -105,6 +114,9 @@ class SimNode(Node):
             self._last_stamp = TimeMsg()
             self.sensor = SensorNode(self._sim.client_id, prm['scene'].camera, self._lockstep,
                                      lambda: self._last_stamp, namespace=self.get_namespace())
+        elif prm['peg_task'] is not None:   # the block with the hole
+            from gps_agent_ros.peg_task import PegScene
+            self._scene = PegScene(self._sim.client_id, prm['peg_task'])
         self._watchdog = CommandWatchdog(prm['command_timeout_s'])
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._health = SimHealth(prm['mode'], None if self._lockstep else prm['publish_rate_hz'], self._steady_s())
@@ -131,7 +143,7 @@ class SimNode(Node):
         else:
             self._tick_timer = self.create_timer(period, self._on_tick, clock=self._steady)
 
-        self._description_pub.publish(String(data=Path(prm['urdf_path']).read_text()))
+        self._description_pub.publish(String(data=Path(urdf_path).read_text()))   # the arm simulated
         self._publish_state()
         self.get_logger().info(
             f'{prm["mode"]}: {len(prm["joints"])} joints, period {period * 1e3:.3g} ms in {substeps} '
@@ -169,6 +181,8 @@ class SimNode(Node):
                                           'bandwidth of the joint velocity servo behind velocity commands [rad/s]'),
             'scene': declare('scene', '', 'JSON of the scene (gps_core.scene_config.SceneConfig: table, blocks, '
                              'camera): placed in the world, its camera served by a sensor_node; empty: none'),
+            'peg_task': declare('peg_task', '', 'JSON of a peg task (gps_core.peg_config.PegTask: peg, block): the '
+                                'peg added to the arm, the block placed by each reset; empty: none'),
         }
         return self._validate(prm)
 
@@ -204,6 +218,12 @@ class SimNode(Node):
                 raise ValueError(f'parameter scene: {err}') from err
         else:
             prm['scene'] = None
+        if prm['peg_task']:
+            if prm['scene'] is not None:
+                raise ValueError('parameters scene and peg_task: give one of them')
+            prm['peg_task'] = peg_task_from_json(prm['peg_task'])
+        else:
+            prm['peg_task'] = None
         return prm
 
     # ------------------------------------------------------------- callbacks
@@ -239,7 +259,8 @@ class SimNode(Node):
             objects = objects_from_fields(request.object_names, request.object_positions)
             if objects and self._scene is None:
                 raise ValueError(f'objects {sorted(objects)} to place, but this simulation has no scene')
-            self._sim.reset(list(request.joint_names), np.asarray(request.joint_positions, dtype=float))
+            disturbance = disturbance_from_fields(request)
+            self._sim.reset(list(request.joint_names), np.asarray(request.joint_positions, dtype=float), disturbance)
             if self._scene is not None:
                 self._scene.place(objects)
         except ValueError as err:
@@ -295,7 +316,20 @@ class SimNode(Node):
         sim = getattr(self, '_sim', None)  # absent if __init__ failed
         if sim is not None:
             sim.close()
+        if getattr(self, '_peg_arm', None) is not None:
+            self._peg_arm.close()
         super().destroy_node()
+
+
+def peg_task_from_json(text: str) -> PegTask:
+    """The `peg_task` parameter: JSON of PegTask's fields ({'peg': {...}, 'block': {...}}); ValueError
+    naming what is wrong."""
+    from gps_core.config import build
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise ValueError(f'parameter peg_task: not JSON: {err}') from err
+    return build(PegTask, data, 'parameter peg_task')     # a ConfigError (a ValueError) naming the key
 
 
 def main(args: list[str] | None = None) -> int:

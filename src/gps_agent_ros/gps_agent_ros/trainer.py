@@ -2,14 +2,27 @@
 
 Agent-agnostic: the in-process PyBullet agent and the ROS 2 arms both plug in here, so both
 produce the same metrics.json, checkpoints, recordings and report. The algorithm is the YAML's
-algorithm.type: traj_opt (local controllers only), mdgps, badmm or pigps (plus a neural-network
-policy, evaluated alone and noiseless on the training and test conditions every iteration, and
-exported with the checkpoints).
+algorithm.type: traj_opt (local controllers only), mdgps, badmm, pigps or mpcgps (plus a
+neural-network policy, evaluated alone and noiseless on the training and test conditions every
+iteration, and exported with the checkpoints). MPC-GPS's samples are run by its MPC teacher (sent as
+data, gps_controllers.mpc_controller.MPCSpec) from the second iteration on.
 
 Each iteration's trials (conditions x samples, then the network's evaluation) go to the agent
 as one batch, which may run them on several arms in any order. A trial's exploration noise is
 drawn from its own seed, SeedSequence(seed, spawn_key=(iteration, kind, condition, sample)), so
 its result does not depend on which arm ran it or when: one arm and four give the same numbers.
+
+Disturbances (the experiment's `disturbance:` section): the last disturbed_samples of each
+condition's samples get a push plan drawn from their own seed (kind NOISE_DISTURBANCE), and the
+algorithm is told which trials were pushed; with `evaluation`, every evaluation trial of the network
+is pushed by a plan fixed per condition for the whole run (iteration 0, kind NOISE_EVALUATION), so
+iterations are judged under the same pushes. The plans travel with the trials (gps_core.
+disturbance_plan), so every agent pushes alike.
+
+Success: a condition's samples succeed by the task's rule (Experiment.success): within
+algorithm.success_distance of the target, or, for a peg task, the peg in the hole at the last step;
+a peg experiment's record adds `success` (the fraction of each condition's samples inserted; a
+condition counts as solved when at least half are) and `policy_success` (the network's trials).
 """
 from __future__ import annotations
 
@@ -27,15 +40,19 @@ from gps_agent_ros.experiment import Condition, Experiment
 from gps_agent_ros.recording import TrialRecorder
 from gps_agent_ros.report import write_plot
 from gps_agent_ros.report_html import write_report
+from gps_controllers.mpc_controller import MPCSpec
 from gps_controllers.trial_spec import ControllerSpec, LinearGaussianSpec, NetworkSpec
 from gps_core.algorithms import GPSAlgorithm, make_algorithm
+from gps_core.algorithms.base import TeacherAlgorithm
 from gps_core.checkpoint import load_training_state, save_checkpoint, save_training_state
 from gps_core.config import to_dict
+from gps_core.disturbance_plan import DisturbancePlan, draw_plan
 from gps_core.policies import smoothed_noise
 from gps_core.samples import SampleBatch
 
-# spawn_key[1] of a trial's noise seed
-NOISE_CONTROLLER, NOISE_NETWORK = 0, 1
+# spawn_key[1] of a trial's seed: its exploration noise (controller or teacher, network), its pushes
+NOISE_CONTROLLER, NOISE_NETWORK, NOISE_DISTURBANCE, NOISE_EVALUATION = 0, 1, 2, 3
+SOLVED_FRACTION = 0.5       # a peg condition counts as solved when at least this fraction of its samples inserts
 
 
 @dataclass
@@ -140,55 +157,86 @@ class Trainer:
         recorder = TrialRecorder(self.out, it, overwrite=True)
         try:
             t0 = time.perf_counter()
-            batches = self._sample(it, recorder)
+            batches, disturbed = self._sample(it, recorder)
             sampling = time.perf_counter() - t0
             dist = [float(np.mean(exp.final_distance(b.X))) for b in batches]
             cost = float(np.mean([self.costs[m].eval(b.X, b.U).l.sum(axis=1).mean() for m, b in enumerate(batches)]))
-            stats = algorithm.iteration(batches)
+            if isinstance(algorithm, TeacherAlgorithm):
+                stats = algorithm.iteration(batches, disturbed)
+            else:
+                stats = algorithm.iteration(batches)
             record = {'iteration': it, 'samples': sum(b.N for b in batches), 'mean_cost': cost,
                       'final_ee_distance': dist, 'seconds': {'sampling': sampling, **stats.seconds},
                       'kl': stats.kl, 'kl_step': stats.kl_step, 'eta': stats.eta, 'step_mult': stats.step_mult,
                       **stats.extra}
+            if disturbed is not None:
+                record['disturbed_samples'] = [int(np.sum(d)) for d in disturbed]
+            if exp.config.peg_task is not None:
+                record['success'] = [float(np.mean(exp.success(c, b.X))) for c, b in zip(exp.conditions, batches)]
             line = self._evaluate_policy(it, record, recorder) if self.network is not None else ''
             recorder.close()
         except BaseException:
             recorder.discard()
             raise
-        solved = all(d <= threshold for d in dist)
+        if exp.config.peg_task is not None:
+            solved = all(f >= SOLVED_FRACTION for f in record['success'])
+        else:
+            solved = all(d <= threshold for d in dist)
         if solved and self.metrics.solved_at_iteration is None:
             self.metrics.solved_at_iteration = it
         self.metrics.iterations.append(record)
         self._save(it, stats, batches)
         if self.on_iteration is not None:
             self.on_iteration(record, batches, self.policy_paths)
+        inserted = ('  inserted ' + ' '.join(f'{f:.1f}' for f in record['success'])) if 'success' in record else ''
         self.progress(f'iter {it:2d}/{iterations}  cost {cost:9.2f}  final distance [m] '
-                      + ' '.join(f'{d:.3f}' for d in dist) + ('  SOLVED' if solved else '') + line
+                      + ' '.join(f'{d:.3f}' for d in dist) + inserted + ('  SOLVED' if solved else '') + line
                       + f'  (sampling {sampling:.1f} s, ' + ', '.join(f'{k} {v:.2f} s' for k, v in stats.seconds.items()) + ')')
         return record
 
     # --------------------------------------------------------------- sampling
-    def _sample(self, it: int, recorder: TrialRecorder) -> list[SampleBatch]:
-        """Every condition's samples, from its controller or (on-policy) from the network."""
+    def _sample(self, it: int, recorder: TrialRecorder) -> tuple[list[SampleBatch], list[np.ndarray] | None]:
+        """Every condition's samples, from its controller, (on-policy) from the network, or from the
+        algorithm's teacher; and per condition which trials were pushed ([N] bool; None when the
+        experiment disturbs no samples)."""
         exp, cfg = self.exp, self.exp.config
         n, T, dU = cfg.samples_per_condition, cfg.T, exp.dU
         sigma = cfg.algorithm.init.smooth_noise_sigma
-        on_policy = self.algorithm.samples_from_network
+        algorithm = self.algorithm
+        on_policy = algorithm.samples_from_network
+        teacher = isinstance(algorithm, TeacherAlgorithm) and algorithm.samples_from_teacher
+        pushed = cfg.disturbance.disturbed_samples if cfg.disturbance is not None else 0
         requests = []
         if on_policy:
             from gps_core.policies.spec import policy_spec
             spec, chol = policy_spec(self.network), np.linalg.cholesky(self.network.covar_np())
-        for m, pol in enumerate(self.algorithm.policies):
+        for m, pol in enumerate(algorithm.policies):
             for i in range(n):
                 if on_policy:   # u = mu(o) + chol(Sigma_pi) eps, eps smoothed
                     eps = smoothed_noise(trial_rng(cfg.seed, it, NOISE_NETWORK, m, i), T, dU, sigma) @ chol.T
                     controller: ControllerSpec = NetworkSpec(spec, eps)
                 else:
                     eps = smoothed_noise(trial_rng(cfg.seed, it, NOISE_CONTROLLER, m, i), T, dU, sigma)
-                    controller = LinearGaussianSpec(pol.K, pol.fold_noise(eps))
-                requests.append(TrialRequest(exp.conditions[m], controller, i, record_images=exp.visuomotor))
+                    if teacher:   # the MPC teacher with the tracked controller's exploration noise
+                        controller = MPCSpec(algorithm.teacher_problem(m), algorithm.teacher_noise(m, eps))
+                    else:
+                        controller = LinearGaussianSpec(pol.K, pol.fold_noise(eps))
+                plan = self._disturbance(trial_rng(cfg.seed, it, NOISE_DISTURBANCE, m, i)) if i >= n - pushed else None
+                requests.append(TrialRequest(exp.conditions[m], controller, i, record_images=exp.visuomotor,
+                                             disturbance=plan))
         trials = self.agent.run_many(requests)
-        self._record(recorder, requests, trials, 'network' if on_policy else 'controller')
-        return [self._batch(m, trials[m * n:(m + 1) * n]) for m in range(len(exp.conditions))]
+        self._record(recorder, requests, trials, 'network' if on_policy else 'teacher' if teacher else 'controller')
+        batches = [self._batch(m, trials[m * n:(m + 1) * n]) for m in range(len(exp.conditions))]
+        if not pushed:
+            return batches, None
+        disturbed = [np.array([r.disturbance is not None and r.disturbance.disturbed
+                               for r in requests[m * n:(m + 1) * n]]) for m in range(len(exp.conditions))]
+        return batches, disturbed
+
+    def _disturbance(self, rng: np.random.Generator) -> DisturbancePlan:
+        """A trial's pushes, drawn from its own generator (the physics step is the simulator's)."""
+        cfg = self.exp.config
+        return draw_plan(cfg.disturbance, rng, cfg.dt / cfg.sim.substeps)
 
     def _batch(self, m: int, trials: list[Trial]) -> SampleBatch:
         """Condition m's samples; for a visuomotor policy with its observations: the images and
@@ -208,21 +256,33 @@ class Trainer:
         t0 = time.perf_counter()
         spec = NetworkSpec(policy_spec(self.network))
         conditions: list[Condition] = exp.conditions + exp.test_conditions + exp.distractor_conditions
-        requests = [TrialRequest(c, spec) for c in conditions]
+        dist = exp.config.disturbance
+        pushed = dist is not None and dist.evaluation
+        # under disturbances: one plan per evaluation condition, the same every iteration
+        requests = [TrialRequest(c, spec, disturbance=self._disturbance(trial_rng(exp.config.seed, 0, NOISE_EVALUATION,
+                                                                                  j, 0)) if pushed else None)
+                    for j, c in enumerate(conditions)]
         trials = self.agent.run_many(requests)
         self._record(recorder, requests, trials, 'network alone')
         d = [float(exp.final_distance(t.X[None])[0]) for t in trials]
+        ok = [bool(exp.success(c, t.X[None])[0]) for c, t in zip(conditions, trials)]
         self.policy_paths = [exp.ee_path(c, t.X) for c, t in zip(exp.conditions, trials)]
         n_train, n_test = len(exp.conditions), len(exp.test_conditions)
         train_d, test_d, distractor_d = d[:n_train], d[n_train:n_train + n_test], d[n_train + n_test:]
+        train_ok, test_ok, distractor_ok = ok[:n_train], ok[n_train:n_train + n_test], ok[n_train + n_test:]
         record['policy_final_ee_distance'] = train_d
+        rule = 'inserted' if exp.config.peg_task is not None else f'within {threshold} m'
+        if exp.config.peg_task is not None:
+            record['policy_success'] = train_ok
         line = '  | policy ' + ' '.join(f'{v:.3f}' for v in train_d)
-        for name, values in (('test', test_d), ('distractor', distractor_d)):
+        for name, values, success in (('test', test_d, test_ok), ('distractor', distractor_d, distractor_ok)):
             if values:
                 record[f'policy_{name}_final_ee_distance'] = values
-                record[f'policy_{name}_success_rate'] = float(np.mean([v <= threshold for v in values]))
-                line += f'  {name} {sum(v <= threshold for v in values)}/{len(values)} within {threshold} m'
-        if all(v <= threshold for v in train_d) and self.metrics.policy_solved_at_iteration is None:
+                record[f'policy_{name}_success_rate'] = float(np.mean(success))
+                line += f'  {name} {sum(success)}/{len(values)} {rule}'
+        if pushed:
+            line += ' (pushed)'
+        if all(train_ok) and self.metrics.policy_solved_at_iteration is None:
             self.metrics.policy_solved_at_iteration = it
         record['seconds']['policy_eval'] = time.perf_counter() - t0
         return line
@@ -230,9 +290,12 @@ class Trainer:
     def _record(self, recorder: TrialRecorder, requests: list[TrialRequest], trials: list[Trial], kind: str) -> None:
         joints, nj = self.exp.config.robot.joints, self.exp.dU
         for r, t in zip(requests, trials):
+            extra = {'controller': kind}
+            if r.disturbance is not None:
+                extra['pushes'] = len(r.disturbance.impulses)
             recorder.write_trial(arm=t.arm, condition=r.condition.name, sample=r.sample, joint_names=joints,
                                  q=t.X[:, :nj], qd=t.X[:, nj:2 * nj], U=t.U, stamps=t.stamps, images=t.images,
-                                 extra={'controller': kind})
+                                 extra=extra)
 
     # ---------------------------------------------------------------- outputs
     def _save(self, it: int, stats: Any, batches: list[SampleBatch]) -> None:

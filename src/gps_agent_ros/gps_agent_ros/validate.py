@@ -127,6 +127,10 @@ def _check_links(cfg: ExperimentConfig, urdf: Urdf) -> None:
     if not set(moved_by) & set(cfg.robot.joints):
         raise _error(cfg, 'robot.ee_link', f'{cfg.robot.ee_link!r} is moved by none of robot.joints '
                                            f'(expected a link downstream of the controlled joints)')
+    for key, link in (('disturbance.link', cfg.disturbance.link if cfg.disturbance else None),
+                      ('peg_task.peg.parent_link', cfg.peg_task.peg.parent_link if cfg.peg_task else None)):
+        if link is not None and link not in urdf.links:
+            raise _error(cfg, key, f'{link!r} is not a link of {urdf.path.name} (expected one of {sorted(urdf.links)})')
 
 
 def _check_start_poses(cfg: ExperimentConfig, urdf: Urdf) -> None:

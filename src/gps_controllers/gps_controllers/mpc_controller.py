@@ -83,11 +83,15 @@ class MPCController:
         return self._dU
 
     @property
+    def image_shape(self) -> None:
+        return None  # sees the state only
+
+    @property
     def solves(self) -> int:
         """Re-solves so far (T / replan_every rounded up, for a trial without skipped steps)."""
         return self._law.solves
 
-    def command(self, t: int, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def command(self, t: int, x: np.ndarray, out: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
         """u_t = K_{t-t0} x + k_{t-t0} (+ noise_t) into out [dU], re-solving from x when due."""
         if not 0 <= t < self._T:
             raise IndexError(f'step t={t} outside the horizon [0, {self._T})')

@@ -1,9 +1,11 @@
 """What a trial runs, as data, and its validation against the robot.
 
 The trainer describes a controller as data (`ControllerSpec`): a linear-Gaussian controller
-(K, k with the noise already folded in) or a neural-network policy (`NetworkSpec`: the network
+(K, k with the noise already folded in), a neural-network policy (`NetworkSpec`: the network
 as a `PolicySpec` plus the exploration noise of this trial as a [T, dU] array, so seeded runs
-stay reproducible). Both agents hand the same descriptions to the same code: controller_node
+stay reproducible) or MPC-GPS's teacher (`MPCSpec`: its receding-horizon problem plus the
+trial's noise, gps_controllers.mpc_controller). A trial may also carry a disturbance plan (pushes
+the simulator applies: gps_core.disturbance_plan), which goes to the reset with the start pose. Both agents hand the same descriptions to the same code: controller_node
 decodes them from a RunTrial goal, the in-process agent gets them directly, and `plan_trial` turns
 either into a `TrialPlan` the trial runner executes, or raises InvalidController saying why.
 Nothing reaches the arm from a spec that did not pass `plan_trial`.
@@ -18,7 +20,9 @@ import numpy as np
 
 from gps_controllers.controller import Controller
 from gps_controllers.linear_gaussian_controller import InvalidController, LinearGaussianController
+from gps_controllers.mpc_controller import MPCController, MPCSpec
 from gps_controllers.state_encoder import StateEncoder
+from gps_core.disturbance_plan import DisturbancePlan
 from gps_core.policies.spec import PolicySpec
 
 
@@ -38,7 +42,7 @@ class NetworkSpec:
     noise: np.ndarray | None = None
 
 
-ControllerSpec = Union[LinearGaussianSpec, NetworkSpec]
+ControllerSpec = Union[LinearGaussianSpec, NetworkSpec, MPCSpec]
 
 
 @dataclass(frozen=True)
@@ -57,14 +61,15 @@ class TrialSpec:
     dt: float
     controller: ControllerSpec
     record_images: bool = False
-    # scene objects the reset places: name ('block', 'distractor') -> centre [3] (base frame)
+    # scene objects the reset places: name ('block', 'distractor', 'hole') -> centre [3] (base frame)
     objects: Mapping[str, np.ndarray] = field(default_factory=dict)
+    disturbance: DisturbancePlan | None = None    # pushes during the trial (a simulator applies them)
 
 
 @dataclass(frozen=True)
 class TrialPlan:
     """A validated trial: q0 [nj], targets [P, 3], a controller of horizon T for this robot,
-    the objects to place and whether to record the camera's images."""
+    the objects to place, the pushes (handed to the reset) and whether to record the camera's images."""
 
     condition: str
     horizon: int
@@ -74,6 +79,7 @@ class TrialPlan:
     controller: Controller
     objects: Mapping[str, np.ndarray] = field(default_factory=dict)
     record_images: bool = False
+    disturbance: DisturbancePlan | None = None
 
 
 def plan_trial(spec: TrialSpec, encoder: StateEncoder) -> TrialPlan:
@@ -110,7 +116,10 @@ def plan_trial(spec: TrialSpec, encoder: StateEncoder) -> TrialPlan:
     offset = np.zeros(encoder.dX)   # x + offset: the end-effector points in the base frame
     offset[encoder.ee_slice] = targets.ravel()
     controller = build_controller(spec.controller, T, encoder.dX, len(robot), offset)
-    return TrialPlan(spec.condition, T, float(spec.dt), q0, targets, controller, objects, bool(spec.record_images))
+    if spec.disturbance is not None and not isinstance(spec.disturbance, DisturbancePlan):
+        raise InvalidController(f"disturbance must be a DisturbancePlan, got {type(spec.disturbance).__name__}")
+    return TrialPlan(spec.condition, T, float(spec.dt), q0, targets, controller, objects, bool(spec.record_images),
+                     spec.disturbance)
 
 
 def build_controller(spec: ControllerSpec, T: int, dX: int, dU: int,
@@ -127,6 +136,8 @@ def build_controller(spec: ControllerSpec, T: int, dX: int, dU: int,
     if isinstance(spec, NetworkSpec):
         from gps_controllers.network_controller import NetworkPolicyController  # torch
         return NetworkPolicyController(spec.policy, T, dX, dU, spec.noise, state_offset)
+    if isinstance(spec, MPCSpec):
+        return MPCController(spec, T, dX, dU)
     raise InvalidController(f"unknown controller description {type(spec).__name__}")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,14 +24,17 @@ from typing import Any
 import yaml
 
 from gps_core.costs.ramp import RAMP_KINDS
+from gps_core.disturbance_plan import DisturbanceConfig
 from gps_core.dynamics.gmm_prior import DynamicsPriorConfig
+from gps_core.peg_config import PegTask
 from gps_core.policies.policy_config import PolicyConfig
 from gps_core.policies.visuomotor_config import VisuomotorPolicyConfig
 from gps_core.scene_config import SceneConfig
 from gps_core.traj_opt.kl_lqr import TrajOptConfig
+from gps_core.traj_opt.mpc import MPCConfig
 from gps_core.traj_opt.pi2 import PI2Config
 
-ALGORITHMS = ('traj_opt', 'mdgps', 'badmm', 'pigps')
+ALGORITHMS = ('traj_opt', 'mdgps', 'badmm', 'pigps', 'mpcgps')
 
 
 class ConfigError(ValueError):
@@ -126,6 +130,8 @@ class ConditionConfig:
     target_rpy: tuple[float, float, float] | None = None  # target ee orientation; default: experiment's
     block: tuple[float, float] | None = None       # the scene's block on the table at this xy [m]
     distractor: tuple[float, float] | None = None  # the scene's distractor block at this xy [m]
+    # peg_task: the centre of the hole's rim, base frame [m]; the target default: the hole's floor
+    hole: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -228,7 +234,7 @@ class BADMMConfig:
 
 @dataclass(frozen=True)
 class AlgorithmConfig:
-    type: str = 'traj_opt'                        # traj_opt | mdgps | badmm | pigps
+    type: str = 'traj_opt'                        # traj_opt | mdgps | badmm | pigps | mpcgps
     base_kl_step: float = 0.2                     # per time step; epsilon = base_kl_step * step_mult * T
     min_step_mult: float = 0.01
     max_step_mult: float = 10.0
@@ -238,6 +244,7 @@ class AlgorithmConfig:
     mdgps: MDGPSConfig = MDGPSConfig()
     badmm: BADMMConfig = BADMMConfig()
     pi2: PI2Config = PI2Config()                  # pigps's C-step (gps_core.traj_opt.pi2)
+    mpc: MPCConfig = MPCConfig()                  # mpcgps's teacher (gps_core.traj_opt.mpc)
 
     def __post_init__(self) -> None:
         _one_of(self.type, 'type', ALGORITHMS)
@@ -279,6 +286,9 @@ class ExperimentConfig:
     policy: PolicyConfig | VisuomotorPolicyConfig = PolicyConfig()
     scene: SceneConfig | None = None              # table, block(s) and camera (visuomotor experiments)
     distractor_conditions: tuple[ConditionConfig, ...] = ()   # a second block elsewhere (evaluated apart)
+    # pushes during trials (gps_core.disturbance_plan): mpcgps's disturbed samples, the evaluation's
+    disturbance: DisturbanceConfig | None = None
+    peg_task: PegTask | None = None               # a peg at the flange, a block with a hole (conditions' hole)
     source: str = field(default='', compare=False)     # the file it came from (set by load)
 
     def __post_init__(self) -> None:
@@ -330,6 +340,14 @@ class ExperimentConfig:
             _require(self.algorithm.pi2.kl_threshold < bound, 'algorithm.pi2.kl_threshold',
                      f'{self.algorithm.pi2.kl_threshold!r} is not below log(samples_per_condition) = {bound:.3g} '
                      f'(expected a bound the sample weights can meet)')
+        if self.algorithm.type == 'mpcgps':
+            _require(not visuomotor, 'policy.kind', "is spatial_softmax for algorithm.type mpcgps (expected mlp: "
+                     "the teacher's regression runs on the state)")
+            _require(self.algorithm.mpc.horizon <= self.T, 'algorithm.mpc.horizon',
+                     f'{self.algorithm.mpc.horizon} exceeds T = {self.T} (expected a window inside the trial)')
+        self._check_disturbance()
+        _require(self.peg_task is None or self.scene is None, 'peg_task',
+                 'is given with a scene (expected one of them: the peg task has its own block)')
         t = self.traj_opt
         _at_least(t.min_eta, 'traj_opt.min_eta', 0.0, strict=True)
         _require(t.min_eta < t.max_eta, 'traj_opt.max_eta',
@@ -337,11 +355,37 @@ class ExperimentConfig:
         _count(t.max_iterations, 'traj_opt.max_iterations', 1)
         _at_least(t.kl_tolerance, 'traj_opt.kl_tolerance', 0.0, strict=True)
 
+    def _check_disturbance(self) -> None:
+        """Disturbed samples only for mpcgps (the one algorithm told which trials were pushed, so it
+        keeps them out of its dynamics fit), fewer than the samples; a disturbed evaluation only for a
+        network; impulses that start inside the trial."""
+        d = self.disturbance
+        if d is None:
+            return
+        if d.disturbed_samples > 0:
+            _require(self.algorithm.type == 'mpcgps', 'disturbance.disturbed_samples',
+                     f'is {d.disturbed_samples} for algorithm.type {self.algorithm.type!r} (expected 0: only mpcgps '
+                     f'keeps disturbed trials out of its dynamics fit)')
+            _require(d.disturbed_samples < self.samples_per_condition, 'disturbance.disturbed_samples',
+                     f'{d.disturbed_samples} is not below samples_per_condition {self.samples_per_condition} '
+                     f'(expected undisturbed samples left for the dynamics fit)')
+        _require(not d.evaluation or self.algorithm.type != 'traj_opt', 'disturbance.evaluation',
+                 'is true for algorithm.type traj_opt (expected a network algorithm: the evaluation runs the network)')
+        _require(d.disturbed_samples > 0 or d.evaluation, 'disturbance',
+                 'disturbs nothing (expected disturbed_samples > 0 or evaluation: true)')
+        duration = self.T * self.dt
+        _require(d.t_max < duration, 'disturbance.t_max',
+                 f'{d.t_max!r} s is not inside the trial of T * dt = {duration:g} s (expected t_max < {duration:g})')
+
     def _check_objects(self, c: ConditionConfig, key: str, distractor: bool) -> None:
-        """A condition names its target, or a block the target is above; blocks need a scene and
-        lie in its area; a distractor position only for distractor conditions."""
-        _require(c.target_position is not None or c.block is not None, f'{key}.target_position',
-                 'is missing (expected a target position, or a block position with a scene)')
+        """A condition names its target, or a block the target is above, or a hole the peg goes into;
+        blocks need a scene and lie in its area, holes a peg_task; a distractor position only for
+        distractor conditions."""
+        _require(c.target_position is not None or c.block is not None or c.hole is not None, f'{key}.target_position',
+                 'is missing (expected a target position, a block position with a scene, or a hole with a peg_task)')
+        _require(c.hole is None or self.peg_task is not None, f'{key}.hole', 'needs a peg_task (expected a peg_task: section)')
+        _require(self.peg_task is None or c.hole is not None, f'{key}.hole',
+                 'is missing (expected the hole of every condition of a peg_task experiment)')
         if c.block is not None or c.distractor is not None:
             _require(self.scene is not None, f'{key}.block', 'needs a scene (expected a scene: section)')
         for what in ('block', 'distractor'):
@@ -358,6 +402,8 @@ class ExperimentConfig:
         """The condition's target of the first end-effector point [m]."""
         if c.target_position is not None:
             return c.target_position
+        if c.hole is not None:
+            return tuple(float(v) for v in self.peg_task.tip_target(c.hole))
         return tuple(float(v) for v in self.scene.target_above(c.block))
 
     def resolve(self, relative: str) -> Path:
@@ -432,6 +478,10 @@ def _build(cls: type, data: Any, key: str) -> Any:
     except ConfigError as err:
         raise err.within('', key) from None
     except (TypeError, ValueError) as err:      # checks of dataclasses defined outside this module
+        # 'name: problem' (or 'name.sub: problem') from a check naming one of cls's fields: key it there
+        named = re.match(r'([A-Za-z_]\w*)((?:\.\w+)*): (.+)$', str(err), re.DOTALL)
+        if named and named.group(1) in fields:
+            raise ConfigError(named.group(3), join_key(key, named.group(1) + named.group(2))) from err
         raise ConfigError(str(err), key) from err
 
 

@@ -1,6 +1,6 @@
-"""GPS algorithms: trajectory-centric RL (TrajOpt); MDGPS, BADMM and PIGPS (neural-network policies, in
-gps_core.algorithms.mdgps / .badmm / .pigps, which import torch); make_algorithm picks by config;
-all are GPSAlgorithms (gps_core.algorithms.base)."""
+"""GPS algorithms: trajectory-centric RL (TrajOpt); MDGPS, BADMM, PIGPS and MPC-GPS (neural-network
+policies, in gps_core.algorithms.mdgps / .badmm / .pigps / .mpcgps, which import torch); make_algorithm
+picks by config; all are GPSAlgorithms (gps_core.algorithms.base), MPC-GPS a TeacherAlgorithm too."""
 from gps_core.algorithms.base import GPSAlgorithm, IterationStats
 from gps_core.algorithms.factory import make_algorithm
 from gps_core.algorithms.traj_opt import ConditionState, TrajOptAlgorithm

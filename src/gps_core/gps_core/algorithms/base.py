@@ -1,7 +1,8 @@
 """What a trainer needs from a GPS algorithm, and the statistics one iteration reports.
 
-The trainer samples with `policies` (or with `network` when `samples_from_network`), hands the
-batches to `iteration`, and checkpoints `state_dict()`; `load_state_dict` on a freshly built
+The trainer samples with `policies` (or with `network` when `samples_from_network`, or with a
+teacher's controller when a TeacherAlgorithm says `samples_from_teacher`), hands the batches to
+`iteration`, and checkpoints `state_dict()`; `load_state_dict` on a freshly built
 algorithm of the same configuration continues the run bit-identically (see
 gps_core.checkpoint.save_training_state for the files).
 
@@ -15,11 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from gps_core.policies.linear_gaussian import LinearGaussianPolicy
 from gps_core.samples import SampleBatch
 
 if TYPE_CHECKING:
     from gps_core.policies.nn_policy import PolicyNetwork
+    from gps_core.traj_opt.mpc import MPCProblem
 
 # Version of the state_dict layout; bump when a field changes meaning.
 STATE_FORMAT = 1
@@ -65,6 +69,30 @@ class GPSAlgorithm(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from `state_dict()` of an algorithm built from the same configuration."""
+        ...
+
+
+@runtime_checkable
+class TeacherAlgorithm(GPSAlgorithm, Protocol):
+    """A GPS algorithm whose samples are run, from some iteration on, by a teacher controller it
+    describes as data (MPC-GPS's receding-horizon MPC), and that is told which trials were disturbed
+    (pushed by the simulator: neither x nor u shows the push, so they are kept out of model fits)."""
+
+    @property
+    def samples_from_teacher(self) -> bool:
+        """Whether the next samples must be run by `teacher_problem(m)` with `teacher_noise(m, eps)`."""
+        ...
+
+    def teacher_problem(self, m: int) -> MPCProblem:
+        """Condition m's teacher (gps_controllers.mpc_controller.MPCSpec carries it)."""
+        ...
+
+    def teacher_noise(self, m: int, eps: np.ndarray) -> np.ndarray:
+        """[T, dU] exploration noise for a trial of condition m's teacher from standard-normal eps [T, dU]."""
+        ...
+
+    def iteration(self, samples: list[SampleBatch], disturbed: list[np.ndarray] | None = None) -> IterationStats:
+        """One iteration; disturbed: per condition a [N] bool mask of the pushed trials (None: none)."""
         ...
 
 

@@ -60,14 +60,15 @@ class MPCConfig:
         for name in ('horizon', 'replan_every'):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f'{name}: {v!r} is not an integer >= 1')
+                raise ValueError(f'{name}: {v!r} is not an integer >= 1 (expected a number of steps >= 1)')
         if self.replan_every > self.horizon:
             raise ValueError(f'replan_every: {self.replan_every} exceeds horizon {self.horizon} '
                              f'(expected replan_every <= horizon: the law runs out before the next re-solve)')
         if not (math.isfinite(self.tracking_weight) and self.tracking_weight > 0):
-            raise ValueError(f'tracking_weight: {self.tracking_weight!r} is not a finite number > 0')
+            raise ValueError(f'tracking_weight: {self.tracking_weight!r} is not a finite number > 0 (expected a weight > 0)')
         if not (math.isfinite(self.policy_weight) and self.policy_weight >= 0):
-            raise ValueError(f'policy_weight: {self.policy_weight!r} is not a finite number >= 0')
+            raise ValueError(f'policy_weight: {self.policy_weight!r} is not a finite number >= 0 (expected a weight >= 0, '
+                             f'0: track only)')
 
 
 class InvalidMPCProblem(ValueError):
