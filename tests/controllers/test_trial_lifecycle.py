@@ -113,8 +113,18 @@ def assert_zero_last(port):
     assert port.commands and not port.commands[-1].any()
 
 
+def command_in_flight(life, port, robot):
+    """End a trial at once (an invalid goal: the lifecycle publishes a zero command), so that a
+    command is on its way to the arm when the next goal comes; forget that trial's outcome and command."""
+    life.start(lambda: spec(robot, dt=float("inf")), 0.0)
+    assert port.outcome.status is TrialStatus.INVALID_CONTROLLER and not port.commands[-1].any()
+    port.outcomes.clear()
+    port.commands.clear()
+
+
 # ---------------------------------------------------------------- the happy path
 def test_every_phase_in_order_then_completed(life, port, robot):
+    command_in_flight(life, port, robot)
     port.delivered, port.service_ready = False, False
     life.start(lambda: spec(robot), 0.0)
     assert life.phase is Phase.FLUSHING and not port.reset_requests
@@ -153,12 +163,38 @@ def test_post_reset_state_before_the_answer_starts_the_trial_at_once(life, port,
 
 
 def test_commands_never_delivered_wait_only_flush_timeout(life, port, robot):
+    command_in_flight(life, port, robot)
     port.delivered = False
     life.start(lambda: spec(robot), 0.0)
     life.on_tick(0.29)
     assert life.phase is Phase.FLUSHING
     life.on_tick(0.31)
     assert life.phase is Phase.RESETTING
+
+
+def test_nothing_published_yet_needs_no_flush(life, port, robot):
+    port.delivered = False
+    life.start(lambda: spec(robot), 0.0)
+    life.on_tick(0.0)
+    assert life.phase is Phase.RESETTING
+
+
+def test_a_state_after_every_outstanding_command_ends_the_flush_before_the_acks(life, port, robot):
+    """A lockstep simulator answers each command with one state: the last trial's final action and
+    its zero command are both answered after two states, not one, however long the acks take."""
+    to_starting(life, port, robot)
+    feed(life, T)                                      # T states -> T actions, then the zero
+    assert port.outcome.status is TrialStatus.COMPLETED and len(port.commands) == T + 1
+    port.outcomes.clear()
+    port.delivered = False
+    life.start(lambda: spec(robot), 1.0)
+    life.on_tick(1.0)
+    assert life.phase is Phase.FLUSHING
+    life.on_state(Q0, np.zeros(6), 10.0 + T * DT, 1.01)        # answers the last action
+    life.on_tick(1.02)
+    assert life.phase is Phase.FLUSHING                         # the zero is still on its way
+    life.on_state(Q0, np.zeros(6), 10.0 + (T + 1) * DT, 1.03)  # answers the zero
+    assert life.phase is Phase.RESETTING and len(port.reset_requests) == 2
 
 
 # --------------------------------------------------------------------- failures
@@ -256,6 +292,7 @@ CANCEL_AT = ["flushing", "awaiting_service", "resetting", "starting", "running"]
 
 @pytest.mark.parametrize("phase", CANCEL_AT)
 def test_cancel_in_every_phase(life, port, robot, phase):
+    command_in_flight(life, port, robot)
     port.delivered = phase != "flushing"
     port.service_ready = phase != "awaiting_service"
     life.start(lambda: spec(robot), 0.0)

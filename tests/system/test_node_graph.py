@@ -20,11 +20,14 @@ from gps_agent_ros.conversions import run_trial_goal
 from gps_agent_ros.experiment import Experiment
 from gps_agent_ros.inprocess_agent import InProcessAgent
 from gps_agent_ros.ros_agent import RosAgent
+from gps_controllers.mpc_controller import MPCSpec
 from gps_controllers.trial_spec import LinearGaussianSpec, NetworkSpec
 from gps_core.config import load_experiment
+from gps_core.disturbance_plan import DisturbancePlan, Impulse
 from gps_core.policies import smoothed_noise
 from gps_core.policies.nn_policy import PolicyNetwork
 from gps_core.policies.spec import policy_spec
+from gps_core.traj_opt.mpc import MPCProblem
 from gps_interfaces.action import RunTrial
 from gps_interfaces.srv import ResetArm
 
@@ -104,6 +107,30 @@ def network(exp: Experiment) -> PolicyNetwork:
     with torch.no_grad():
         net.net[-1].weight.mul_(2.0)
     return net
+
+
+def mpc_teacher(exp: Experiment, horizon: int = 10, replan_every: int = 2) -> MPCSpec:
+    """An MPC teacher of the arm's state size on a crude model (unit joint inertia, q += dt qd,
+    qd += dt u, the end-effector block held): its cost damps the joint velocities and rewards a
+    small constant torque, so the re-solved law moves the arm gently."""
+    T, dX, dU, dt, nj = CFG.T, exp.dX, exp.dU, CFG.dt, exp.dU
+    Fm = np.zeros((T, dX, dX + dU))
+    Fm[:, :, :dX] = np.eye(dX)
+    Fm[:, :nj, nj:2 * nj] = dt * np.eye(nj)
+    Fm[:, nj:2 * nj, dX:] = dt * np.eye(nj)
+    Cm = np.zeros((T, dX + dU, dX + dU))
+    Cm[:, nj:2 * nj, nj:2 * nj] = 1.0 * np.eye(nj)
+    Cm[:, dX:, dX:] = 0.1 * np.eye(dU)
+    cv = np.zeros((T, dX + dU))
+    cv[:, dX:] = -0.2
+    return MPCSpec(MPCProblem(Fm, np.zeros((T, dX)), Cm, cv, horizon, replan_every),
+                   0.5 * smoothed_noise(np.random.default_rng(5), T, dU, 2.0))
+
+
+def push(start_step: int = 20) -> DisturbancePlan:
+    """25 N on the forearm for 40 ms, starting inside control step start_step (physics substeps)."""
+    n = CFG.sim.substeps
+    return DisturbancePlan('forearm_link', 'force', CFG.dt / n, (Impulse(start_step * n + 3, 16, (0.0, 25.0, 0.0)),))
 
 
 @pytest.fixture(scope='module')
@@ -238,3 +265,32 @@ def test_a_trial_someone_else_disturbs_is_not_trusted(tmp_path, intrusion):
     finally:
         probe.close()
         bringup.stop()
+
+
+def test_the_mpc_teacher_and_the_pushes_through_the_graph_equal_the_inprocess_trials(lockstep):
+    """MPC-GPS's teacher goes to controller_node as data (CONTROLLER_MPC) and a push plan to sim_node
+    with the reset: both sides run them to the same numbers, and the push really moves the arm."""
+    _, probe = lockstep
+    K, k = controller(probe.exp)
+    plan = push(20)
+    requests = [TrialRequest(probe.exp.conditions[0], LinearGaussianSpec(K, k)),
+                TrialRequest(probe.exp.conditions[0], LinearGaussianSpec(K, k), disturbance=plan),
+                TrialRequest(probe.exp.conditions[1], mpc_teacher(probe.exp)),
+                TrialRequest(probe.exp.conditions[1], mpc_teacher(probe.exp), disturbance=plan)]
+    trials = probe.agent.run_many(requests)
+    local = InProcessAgent(probe.exp)
+    try:
+        references = local.run_many(requests)
+    finally:
+        local.close()
+    for i, (trial, reference) in enumerate(zip(trials, references)):
+        assert np.array_equal(trial.X, reference.X) and np.array_equal(trial.U, reference.U), f'trial {i}'
+    calm, pushed = trials[0].X, trials[1].X
+    nj = probe.exp.dU
+    # identical until the push, then the forearm's joints are knocked off the calm trajectory
+    assert np.array_equal(calm[:21], pushed[:21])
+    assert np.abs(pushed[21:25, nj:2 * nj] - calm[21:25, nj:2 * nj]).max() > 0.05
+    # the teacher re-solved from the pushed state: its actions differ after the push, not before
+    assert np.array_equal(trials[2].U[:21], trials[3].U[:21])
+    assert np.abs(trials[3].U[22:] - trials[2].U[22:]).max() > 1e-3
+    assert np.abs(trials[2].X[-1, :nj] - trials[2].X[0, :nj]).max() > 1e-3

@@ -118,7 +118,8 @@ class RosAgent:
 
     # -------------------------------------------------------------- batches
     def run_many(self, requests: Sequence[TrialRequest]) -> list[Trial]:
-        goals = [run_trial_goal(trial_spec(self.experiment, r.condition, r.controller, r.record_images))
+        goals = [run_trial_goal(trial_spec(self.experiment, r.condition, r.controller, r.record_images,
+                                           r.disturbance))
                  for r in requests]
         results: list[Trial | None] = [None] * len(requests)
         queue, attempts = deque(range(len(requests))), [0] * len(requests)

@@ -6,9 +6,9 @@ controller_node turns messages into the events below and the lifecycle's request
     IDLE ──start──▶ validate ──invalid──▶ IDLE  (INVALID_CONTROLLER)
                        │
                        ▼
-                   FLUSHING           every command published so far has reached the arm: a
-                       │              command overtaken by the reset request would move the arm
-                       ▼              off its start (bounded by flush_timeout_s, then go on)
+                   FLUSHING           every command published so far has reached the arm (acked,
+                       │              or answered: see below): a command overtaken by the reset
+                       ▼              request would move the arm off its start (bounded by flush_s)
                    AWAITING_SERVICE   the reset service is available     (service_s)
                        ▼
                    RESETTING          reset requested; wait for its answer (reset_timeout_s)
@@ -20,6 +20,14 @@ controller_node turns messages into the events below and the lifecycle's request
                        │              limit, stale joint_states, or a cancel
                        ▼
                    IDLE               finished(outcome), after a zero command
+
+Flushing: a command counts as delivered once its subscribers acknowledged it, or once as many
+joint_states have arrived after it as commands are outstanding. A lockstep simulator publishes one
+state per command it applied, so its answers prove delivery, and they come within a step where
+Fast DDS's acknowledgements can wait for the writer's next heartbeat (measured: ~0.5 s per trial on
+a 2-core VM, the flush's whole bound). A free-running arm publishes states regardless; there the
+rule proves nothing, but the one command that can still be in flight at a flush is the previous
+trial's final zero, which the reset's own commands then replace.
 
 Integrity: while STARTING or RUNNING, another publisher on the arm's command topic (polled
 through `ArmPort.other_commanders`) or a reset the lifecycle did not ask for (`on_reset_seen`,
@@ -157,6 +165,7 @@ class TrialLifecycle:
         self._last_feedback = 0.0     # steady time of the last feedback
         self._last_integrity = 0.0    # steady time of the last look at the command topic
         self._own_resets = 0          # reset requests of ours not yet seen in the service's events
+        self._unanswered = 0          # commands published and not yet followed by a joint_states
         # the newest joint_states seen outside RUNNING (a lockstep simulator publishes the reset
         # state once, possibly before the reset answer arrives)
         self._q, self._qd = np.zeros(n_joints), np.zeros(n_joints)
@@ -206,6 +215,8 @@ class TrialLifecycle:
 
     def on_state(self, q: np.ndarray, qd: np.ndarray, stamp: float, now: float) -> None:
         """joint_states (q, qd [nj] in the robot's joint order; stamp: its header stamp)."""
+        if self._unanswered:
+            self._unanswered -= 1
         runner = self._runner
         if runner is not None:
             self._last_state = now
@@ -228,6 +239,7 @@ class TrialLifecycle:
             u = runner.on_state(q, qd, stamp, self._clock(), image)
             if u is not None:
                 self._port.publish(u)
+                self._unanswered += 1
                 runner.mark_published(self._clock())
                 if runner.steps % FEEDBACK_EVERY == 0:
                     self._feedback(now)
@@ -319,6 +331,7 @@ class TrialLifecycle:
             self.abort(TrialStatus.CANCELLED, reason)
         else:
             self._port.publish(self._zeros)
+            self._unanswered += 1
 
     def abort(self, status: TrialStatus, reason: str) -> None:
         """End the active trial now with this status (no effect when idle)."""
@@ -336,7 +349,7 @@ class TrialLifecycle:
     def _advance(self, now: float) -> None:
         """Move the waiting phases on as far as they can go now."""
         if self.phase is Phase.FLUSHING:
-            if not self._port.commands_delivered() and now < self._deadline:
+            if self._unanswered and not self._port.commands_delivered() and now < self._deadline:
                 return
             self._enter(Phase.AWAITING_SERVICE, now + self._timeouts.service_s)
         if self.phase is Phase.AWAITING_SERVICE:
@@ -375,6 +388,7 @@ class TrialLifecycle:
     def _finish(self, status: TrialStatus, reason: str, condition: str | None = None,
                 recording: TrialRunner | None = None) -> None:
         self._port.publish(self._zeros)
+        self._unanswered += 1
         if condition is None:
             condition = self._plan.condition if self._plan is not None else ''
         self.phase, self._plan, self._runner, self._stamp = Phase.IDLE, None, None, None
