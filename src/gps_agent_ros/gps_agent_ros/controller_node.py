@@ -30,9 +30,8 @@ from std_msgs.msg import Bool, Float64MultiArray, String
 
 from gps_agent_ros.controller_params import (declare_controller_parameters, lifecycle_timeouts, resolve_path,
                                              robot_model)
-from gps_agent_ros.conversions import (JointStateReader, image_from_msg, object_fields, run_trial_result,
-                                       set_disturbance_fields, time_to_seconds, to_float64_multi_array,
-                                       trial_spec_from_goal)
+from gps_agent_ros.conversions import (JointStateReader, image_from_msg, reset_request, run_trial_result,
+                                       time_to_seconds, to_float64_multi_array, trial_spec_from_goal)
 from gps_agent_ros.diagnostics import ControllerHealth, LoopTiming, controller_diagnostics, publish_diagnostics
 from gps_agent_ros.node_runtime import run_node, spin_while
 from gps_agent_ros.ur_reset import RobotProgramMonitor
@@ -176,10 +175,7 @@ class ControllerNode(Node):
         return self._reset_client.service_is_ready()
 
     def request_reset(self, joint_names, q0: np.ndarray, objects, disturbance) -> None:
-        request = ResetArm.Request(joint_names=list(joint_names), joint_positions=q0.tolist())
-        request.object_names, request.object_positions = object_fields(objects)
-        set_disturbance_fields(request, disturbance)   # the trial's pushes, for a simulator
-        self._reset_future = self._reset_client.call_async(request)
+        self._reset_future = self._reset_client.call_async(reset_request(joint_names, q0, objects, disturbance))
         self._reset_future.add_done_callback(self._on_reset_answer)
 
     def _on_reset_answer(self, future: Future) -> None:

@@ -30,6 +30,7 @@ from gps_core.disturbance_plan import DisturbancePlan, Impulse
 from gps_core.policies.spec import InvalidPolicy, PolicySpec
 from gps_core.traj_opt.mpc import InvalidMPCProblem, MPCProblem
 from gps_interfaces.action import RunTrial
+from gps_interfaces.srv import ResetArm
 
 DISTURBANCE_FIELDS = ('disturbance_link', 'disturbance_kind', 'disturbance_physics_dt', 'disturbance_starts',
                       'disturbance_substeps', 'disturbance_vectors')
@@ -266,6 +267,16 @@ def object_fields(objects: Mapping[str, np.ndarray]) -> tuple[list[str], array.a
     names = list(objects)
     return names, _as_double_array([np.asarray(objects[n], dtype=np.float64).reshape(3) for n in names]
                                    if names else np.empty(0))
+
+
+def reset_request(joint_names: Sequence[str], q0: np.ndarray, objects: Mapping[str, np.ndarray],
+                  disturbance: DisturbancePlan | None) -> ResetArm.Request:
+    """controller_node's ResetArm request: the arm to q0, the scene's objects, the trial's pushes
+    (for a simulator; None: none)."""
+    request = ResetArm.Request(joint_names=list(joint_names), joint_positions=np.asarray(q0, dtype=float).tolist())
+    request.object_names, request.object_positions = object_fields(objects)
+    set_disturbance_fields(request, disturbance)
+    return request
 
 
 def run_trial_goal(spec: TrialSpec) -> RunTrial.Goal:
