@@ -294,3 +294,26 @@ def test_the_mpc_teacher_and_the_pushes_through_the_graph_equal_the_inprocess_tr
     assert np.array_equal(trials[2].U[:21], trials[3].U[:21])
     assert np.abs(trials[3].U[22:] - trials[2].U[22:]).max() > 1e-3
     assert np.abs(trials[2].X[-1, :nj] - trials[2].X[0, :nj]).max() > 1e-3
+
+
+def test_a_trial_past_a_joint_limit_comes_back_as_a_safety_stop(lockstep):
+    """Full torque on wrist_3 spins it past its velocity limit within a step: controller_node ends
+    the trial ABORTED_LIMIT, and the agent hands it back as a SafetyStop (or raises SafetyStopped)
+    without running it again, as the in-process agent does."""
+    from gps_agent_ros.agent import SafetyStop, SafetyStopped
+    _, probe = lockstep
+    K, k = controller(probe.exp)
+    k = k.copy()
+    k[:, 5] = 28.0                                   # wrist_3's effort limit
+    request = TrialRequest(probe.exp.conditions[0], LinearGaussianSpec(K, k), sample=3)
+    (stop,) = probe.agent.run_many([request], safety_stops=True)
+    assert isinstance(stop, SafetyStop) and (stop.condition, stop.sample) == ('train/0', 3)
+    assert 'ABORTED_LIMIT' in stop.reason and 'wrist_3_joint' in stop.reason
+    with pytest.raises(SafetyStopped, match='wrist_3_joint'):
+        probe.agent.run_many([request])
+    local = InProcessAgent(probe.exp)
+    try:
+        (here,) = local.run_many([request], safety_stops=True)
+    finally:
+        local.close()
+    assert isinstance(here, SafetyStop) and 'wrist_3_joint' in here.reason

@@ -96,3 +96,61 @@ def test_bad_experiment_file_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert 'samples_per_conditon' in err and str(bad) in err
     assert not (tmp_path / 'o').exists()
+
+
+def test_a_sample_the_safety_filter_stops_is_drawn_again(tmp_path):
+    """With the velocity limit at 0.48 x the URDF's (1.51 rad/s) some of the first iteration's 20
+    samples trip it (they move at up to 1.1-1.7 rad/s). Each is drawn again from its next attempt's
+    seed; the iteration trains on the others plus the redrawn ones, and says how many it redrew."""
+    import sys
+    sys.path.insert(0, str(REPO / 'benchmarks'))
+    from bench_parallel import requests as first_iteration    # attempt 0 of iteration 1, as the trainer draws
+    from gps_agent_ros.agent import SafetyStop
+    from gps_agent_ros.trainer import Trainer
+    from gps_agent_ros.recording import TrialRecorder
+    from gps_controllers.safety import SafetyFilter
+
+    exp = Experiment(load_experiment(UR5E))
+    tight = SafetyFilter.from_urdf(exp.urdf_path, list(exp.config.robot.joints), velocity_margin=0.48,
+                                   command_interface='effort')
+    agent = InProcessAgent(exp)
+    agent.safety = tight
+    try:
+        stops = [isinstance(t, SafetyStop) for t in agent.run_many(first_iteration(exp, 5, 1), safety_stops=True)]
+        assert 0 < sum(stops) < 20
+        lines: list[str] = []
+        trainer = Trainer(exp, agent, 'inprocess', tmp_path, progress=lines.append)
+        batches, _ = trainer._sample(1, TrialRecorder(tmp_path, 1, overwrite=True))
+    finally:
+        agent.close()
+    # a stopped sample is redrawn until a draw passes (a draw may stop again: counted again)
+    per_condition = [sum(stops[m * 5:(m + 1) * 5]) for m in range(4)]
+    assert all(r >= s and (r > 0) == (s > 0) for r, s in zip(trainer.safety_redraws, per_condition))
+    assert any('stopped by the safety filter, drawn again' in line for line in lines)
+    limit = 0.48 * np.pi
+    for m, batch in enumerate(batches):
+        assert batch.N == 5 and np.abs(batch.X[:, :, 6:12]).max() <= limit
+        kept = [i for i in range(5) if not stops[m * 5 + i]]
+        # the samples that were not stopped are the first draws, untouched
+        reference = InProcessAgent(exp)
+        try:
+            again = reference.run_many([first_iteration(exp, 5, 1)[m * 5 + i] for i in kept])
+        finally:
+            reference.close()
+        for i, trial in zip(kept, again):
+            assert np.array_equal(batch.X[i], trial.X)
+
+
+def test_a_sample_stopped_on_every_draw_ends_the_run_in_one_line(tmp_path, capsys):
+    """With the limit below what holding the start pose needs, every draw stops: the run ends
+    saying which sample and why, not with a traceback."""
+    import gps_agent_ros.inprocess_agent as inprocess
+    original = inprocess.DEFAULT_VELOCITY_MARGIN
+    inprocess.DEFAULT_VELOCITY_MARGIN = 0.01
+    try:
+        code = gps_train([str(UR5E), '--out', str(tmp_path / 'run'), '--iterations', '1'])
+    finally:
+        inprocess.DEFAULT_VELOCITY_MARGIN = original
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and 'Traceback' not in '\n'.join(err)
+    assert 'ABORTED_LIMIT' in err[-1] and 'draws of its noise all stopped by the safety filter' in err[-1]

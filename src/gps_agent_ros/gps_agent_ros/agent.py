@@ -26,6 +26,21 @@ class TrialFailed(RuntimeError):
     """A trial could not be run or did not complete; the message says why."""
 
 
+class SafetyStopped(TrialFailed):
+    """The safety filter stopped the trial (a joint past its velocity or effort limit): the
+    controller's doing, not the arm's, so running the same controller again would stop again."""
+
+
+@dataclass(frozen=True)
+class SafetyStop:
+    """What `run_many(..., safety_stops=True)` returns for a trial the safety filter stopped:
+    the request's condition name and sample, and the filter's reason."""
+
+    condition: str
+    sample: int
+    reason: str
+
+
 @dataclass(frozen=True)
 class TrialRequest:
     """One trial to run: the condition, the controller, and a label for logs and recordings."""
@@ -51,9 +66,11 @@ class Trial:
 
 
 class Agent(Protocol):
-    def run_many(self, requests: Sequence[TrialRequest]) -> list[Trial]:
+    def run_many(self, requests: Sequence[TrialRequest], safety_stops: bool = False) -> list[Trial | SafetyStop]:
         """Run every request (the experiment's T steps from its condition's initial pose);
-        the trials come back in the order of the requests. Raises TrialFailed."""
+        the trials come back in the order of the requests. Raises TrialFailed; a trial the
+        safety filter stopped raises SafetyStopped, or with `safety_stops` comes back as a
+        SafetyStop in its place (not run again: the same controller would stop again)."""
         ...
 
     def close(self) -> None: ...

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from gps_agent_ros.agent import Trial, TrialFailed, TrialRequest, trial_spec
+from gps_agent_ros.agent import SafetyStop, SafetyStopped, Trial, TrialFailed, TrialRequest, trial_spec
 from gps_agent_ros.experiment import Condition, Experiment
 from gps_agent_ros.sim_arm import CommandKind, SimArm, SimArmConfig
 from gps_controllers.linear_gaussian_controller import InvalidController
@@ -49,8 +49,16 @@ class InProcessAgent:
             from gps_agent_ros.peg_task import PegScene
             self.scene = PegScene(self.sim.client_id, cfg.peg_task)
 
-    def run_many(self, requests: Sequence[TrialRequest]) -> list[Trial]:
-        return [self.run(r.condition, r.controller, r.record_images, r.disturbance) for r in requests]
+    def run_many(self, requests: Sequence[TrialRequest], safety_stops: bool = False) -> list[Trial | SafetyStop]:
+        out: list[Trial | SafetyStop] = []
+        for r in requests:
+            try:
+                out.append(self.run(r.condition, r.controller, r.record_images, r.disturbance))
+            except SafetyStopped as exc:
+                if not safety_stops:
+                    raise
+                out.append(SafetyStop(r.condition.name, r.sample, str(exc)))
+        return out
 
     def run(self, condition: Condition, controller: ControllerSpec, record_images: bool = False,
             disturbance: DisturbancePlan | None = None) -> Trial:
@@ -72,7 +80,8 @@ class InProcessAgent:
         with _one_thread(isinstance(controller, NetworkSpec)):
             self._run(runner, plan)
         if runner.status != TrialStatus.COMPLETED:
-            raise TrialFailed(f'{condition.name}: trial ended {runner.status.name}: {runner.reason}')
+            error = SafetyStopped if runner.status == TrialStatus.ABORTED_LIMIT else TrialFailed
+            raise error(f'{condition.name}: trial ended {runner.status.name}: {runner.reason}')
         return Trial(runner.X.copy(), runner.U.copy(), np.arange(plan.horizon) * plan.dt, 'inprocess', runner.images)
 
     def _run(self, runner: TrialRunner, plan) -> None:

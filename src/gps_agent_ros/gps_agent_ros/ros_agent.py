@@ -26,7 +26,7 @@ from rclpy.executors import Executor
 from rclpy.node import Node
 from rclpy.task import Future
 
-from gps_agent_ros.agent import Trial, TrialFailed, TrialRequest, trial_spec
+from gps_agent_ros.agent import SafetyStop, SafetyStopped, Trial, TrialFailed, TrialRequest, trial_spec
 from gps_agent_ros.conversions import result_images, result_timing, result_to_arrays, run_trial_goal
 from gps_agent_ros.experiment import Experiment
 from gps_interfaces.action import RunTrial
@@ -117,11 +117,11 @@ class RosAgent:
         return False
 
     # -------------------------------------------------------------- batches
-    def run_many(self, requests: Sequence[TrialRequest]) -> list[Trial]:
+    def run_many(self, requests: Sequence[TrialRequest], safety_stops: bool = False) -> list[Trial | SafetyStop]:
         goals = [run_trial_goal(trial_spec(self.experiment, r.condition, r.controller, r.record_images,
                                            r.disturbance))
                  for r in requests]
-        results: list[Trial | None] = [None] * len(requests)
+        results: list[Trial | SafetyStop | None] = [None] * len(requests)
         queue, attempts = deque(range(len(requests))), [0] * len(requests)
         cfg = self.experiment.config
         trial_timeout = 60.0 + 20.0 * cfg.T * cfg.dt
@@ -146,6 +146,12 @@ class RosAgent:
                 label = f'{requests[job].condition.name} (sample {requests[job].sample})'
                 if status == R.STATUS_INVALID_CONTROLLER:
                     raise TrialFailed(f'{label}: controller rejected by {arm.name}: {reason}')
+                if status == R.STATUS_ABORTED_LIMIT:     # the controller's doing: not run again
+                    message = f'{label}: trial ended ABORTED_LIMIT on {arm.name}: {reason}'
+                    if not safety_stops:
+                        raise SafetyStopped(message)
+                    results[job] = SafetyStop(requests[job].condition.name, requests[job].sample, message)
+                    continue
                 attempts[job] += 1
                 self.node.get_logger().warning(f'{label} on {arm.name} ended {_STATUS.get(status, status)}: '
                                                f'{reason} (attempt {attempts[job]}/{self.retries + 1})')

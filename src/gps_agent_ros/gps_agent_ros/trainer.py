@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from gps_agent_ros.agent import Agent, Trial, TrialRequest
+from gps_agent_ros.agent import Agent, SafetyStop, Trial, TrialFailed, TrialRequest
 from gps_agent_ros.experiment import Condition, Experiment
 from gps_agent_ros.recording import TrialRecorder
 from gps_agent_ros.report import write_plot
@@ -52,6 +52,7 @@ from gps_core.samples import SampleBatch
 
 # spawn_key[1] of a trial's seed: its exploration noise (controller or teacher, network), its pushes
 NOISE_CONTROLLER, NOISE_NETWORK, NOISE_DISTURBANCE, NOISE_EVALUATION = 0, 1, 2, 3
+SAFETY_REDRAWS = 3          # a sample stopped by the safety filter is drawn again at most this often
 SOLVED_FRACTION = 0.5       # a peg condition counts as solved when at least this fraction of its samples inserts
 
 
@@ -84,9 +85,12 @@ def write_experiment(out: Path, cfg) -> None:
         tmp.replace(path)
 
 
-def trial_rng(seed: int, iteration: int, kind: int, condition: int, sample: int) -> np.random.Generator:
-    """The generator of one trial's noise: a function of the trial's identity only."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(iteration, kind, condition, sample)))
+def trial_rng(seed: int, iteration: int, kind: int, condition: int, sample: int,
+              attempt: int = 0) -> np.random.Generator:
+    """The generator of one trial's noise: a function of the trial's identity only (and, for a
+    sample drawn again after a safety stop, of the attempt)."""
+    key = (iteration, kind, condition, sample) + ((attempt,) if attempt else ())
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
 class Trainer:
@@ -100,6 +104,7 @@ class Trainer:
         cfg = exp.config
         self.exp, self.agent, self.out = exp, agent, Path(out)
         self.progress, self.on_iteration = progress, on_iteration
+        self.safety_redraws: list[int] = []    # per condition, this iteration's samples drawn again
         self.costs = exp.costs()
         # the algorithm's own randomness (GMM initialization, minibatches): not the trials' noise
         self.algorithm: GPSAlgorithm = make_algorithm(
@@ -169,6 +174,8 @@ class Trainer:
                       'final_ee_distance': dist, 'seconds': {'sampling': sampling, **stats.seconds},
                       'kl': stats.kl, 'kl_step': stats.kl_step, 'eta': stats.eta, 'step_mult': stats.step_mult,
                       **stats.extra}
+            if any(self.safety_redraws):
+                record['safety_redraws'] = list(self.safety_redraws)
             if disturbed is not None:
                 record['disturbed_samples'] = [int(np.sum(d)) for d in disturbed]
             if exp.config.peg_task is not None:
@@ -198,33 +205,36 @@ class Trainer:
     def _sample(self, it: int, recorder: TrialRecorder) -> tuple[list[SampleBatch], list[np.ndarray] | None]:
         """Every condition's samples, from its controller, (on-policy) from the network, or from the
         algorithm's teacher; and per condition which trials were pushed ([N] bool; None when the
-        experiment disturbs no samples)."""
+        experiment disturbs no samples).
+
+        A sample the safety filter stops (a joint past its limit: the noise drove the controller too
+        hard, or a contact spun a joint) is drawn again from the seed of its next attempt, up to
+        SAFETY_REDRAWS times; how many were redrawn goes into the iteration's record."""
         exp, cfg = self.exp, self.exp.config
-        n, T, dU = cfg.samples_per_condition, cfg.T, exp.dU
-        sigma = cfg.algorithm.init.smooth_noise_sigma
-        algorithm = self.algorithm
-        on_policy = algorithm.samples_from_network
-        teacher = isinstance(algorithm, TeacherAlgorithm) and algorithm.samples_from_teacher
+        n = cfg.samples_per_condition
+        on_policy = self.algorithm.samples_from_network
+        teacher = isinstance(self.algorithm, TeacherAlgorithm) and self.algorithm.samples_from_teacher
         pushed = cfg.disturbance.disturbed_samples if cfg.disturbance is not None else 0
-        requests = []
-        if on_policy:
-            from gps_core.policies.spec import policy_spec
-            spec, chol = policy_spec(self.network), np.linalg.cholesky(self.network.covar_np())
-        for m, pol in enumerate(algorithm.policies):
-            for i in range(n):
-                if on_policy:   # u = mu(o) + chol(Sigma_pi) eps, eps smoothed
-                    eps = smoothed_noise(trial_rng(cfg.seed, it, NOISE_NETWORK, m, i), T, dU, sigma) @ chol.T
-                    controller: ControllerSpec = NetworkSpec(spec, eps)
-                else:
-                    eps = smoothed_noise(trial_rng(cfg.seed, it, NOISE_CONTROLLER, m, i), T, dU, sigma)
-                    if teacher:   # the MPC teacher with the tracked controller's exploration noise
-                        controller = MPCSpec(algorithm.teacher_problem(m), algorithm.teacher_noise(m, eps))
-                    else:
-                        controller = LinearGaussianSpec(pol.K, pol.fold_noise(eps))
-                plan = self._disturbance(trial_rng(cfg.seed, it, NOISE_DISTURBANCE, m, i)) if i >= n - pushed else None
-                requests.append(TrialRequest(exp.conditions[m], controller, i, record_images=exp.visuomotor,
-                                             disturbance=plan))
-        trials = self.agent.run_many(requests)
+        make = self._sample_request(it, on_policy, teacher, pushed)
+        requests = [make(m, i, 0) for m in range(len(exp.conditions)) for i in range(n)]
+        trials = self.agent.run_many(requests, safety_stops=True)
+        self.safety_redraws = [0] * len(exp.conditions)
+        for attempt in range(1, SAFETY_REDRAWS + 1):
+            stopped = [j for j, t in enumerate(trials) if isinstance(t, SafetyStop)]
+            if not stopped:
+                break
+            self.progress(f'  {len(stopped)} sample(s) stopped by the safety filter, drawn again (attempt {attempt + 1}): '
+                          + trials[stopped[0]].reason)
+            for j in stopped:
+                self.safety_redraws[j // n] += 1
+                requests[j] = make(j // n, j % n, attempt)
+            for j, trial in zip(stopped, self.agent.run_many([requests[j] for j in stopped], safety_stops=True)):
+                trials[j] = trial
+        else:
+            stopped = [t for t in trials if isinstance(t, SafetyStop)]
+            if stopped:
+                raise TrialFailed(f'{stopped[0].reason} ({SAFETY_REDRAWS + 1} draws of its noise all stopped '
+                                  f'by the safety filter)')
         self._record(recorder, requests, trials, 'network' if on_policy else 'teacher' if teacher else 'controller')
         batches = [self._batch(m, trials[m * n:(m + 1) * n]) for m in range(len(exp.conditions))]
         if not pushed:
@@ -232,6 +242,33 @@ class Trainer:
         disturbed = [np.array([r.disturbance is not None and r.disturbance.disturbed
                                for r in requests[m * n:(m + 1) * n]]) for m in range(len(exp.conditions))]
         return batches, disturbed
+
+    def _sample_request(self, it: int, on_policy: bool, teacher: bool, pushed: int
+                        ) -> Callable[[int, int, int], TrialRequest]:
+        """(condition m, sample i, attempt) -> the trial request, its noise and pushes from that
+        attempt's own seed (attempt 0: the sample's seed)."""
+        exp, cfg, algorithm = self.exp, self.exp.config, self.algorithm
+        n, T, dU = cfg.samples_per_condition, cfg.T, exp.dU
+        sigma = cfg.algorithm.init.smooth_noise_sigma
+        if on_policy:
+            from gps_core.policies.spec import policy_spec
+            spec, chol = policy_spec(self.network), np.linalg.cholesky(self.network.covar_np())
+
+        def make(m: int, i: int, attempt: int) -> TrialRequest:
+            if on_policy:   # u = mu(o) + chol(Sigma_pi) eps, eps smoothed
+                eps = smoothed_noise(trial_rng(cfg.seed, it, NOISE_NETWORK, m, i, attempt), T, dU, sigma) @ chol.T
+                controller: ControllerSpec = NetworkSpec(spec, eps)
+            else:
+                eps = smoothed_noise(trial_rng(cfg.seed, it, NOISE_CONTROLLER, m, i, attempt), T, dU, sigma)
+                pol = algorithm.policies[m]
+                if teacher:   # the MPC teacher with the tracked controller's exploration noise
+                    controller = MPCSpec(algorithm.teacher_problem(m), algorithm.teacher_noise(m, eps))
+                else:
+                    controller = LinearGaussianSpec(pol.K, pol.fold_noise(eps))
+            plan = (self._disturbance(trial_rng(cfg.seed, it, NOISE_DISTURBANCE, m, i, attempt))
+                    if i >= n - pushed else None)
+            return TrialRequest(exp.conditions[m], controller, i, record_images=exp.visuomotor, disturbance=plan)
+        return make
 
     def _disturbance(self, rng: np.random.Generator) -> DisturbancePlan:
         """A trial's pushes, drawn from its own generator (the physics step is the simulator's)."""
