@@ -24,8 +24,8 @@ controller_node turns messages into the events below and the lifecycle's request
 Flushing: a command counts as delivered once its subscribers acknowledged it, or once as many
 joint_states have arrived after it as commands are outstanding. A lockstep simulator publishes one
 state per command it applied, so its answers prove delivery, and they come within a step where
-Fast DDS's acknowledgements can wait for the writer's next heartbeat (measured: ~0.5 s per trial on
-a 2-core VM, the flush's whole bound). A free-running arm publishes states regardless; there the
+Fast DDS's acknowledgements can wait for the writer's next heartbeat, often the flush's whole bound
+(benchmarks/README.md). A free-running arm publishes states regardless; there the
 rule proves nothing, but the one command that can still be in flight at a flush is the previous
 trial's final zero, which the reset's own commands then replace.
 
