@@ -69,6 +69,12 @@ class DisturbanceHook:
         self._force = plan.kind == 'force'
         self._spans = [(i.start, i.start + i.substeps, list(i.vector)) for i in plan.impulses]
         self.substep = 0
+        cid, body = self._cid, self._body
+        # the body's DOFs (movable joints by index) and the link's COM in its URDF frame: fixed
+        self._dofs = [j for j in range(p.getNumJoints(body, physicsClientId=cid))
+                      if p.getJointInfo(body, j, physicsClientId=cid)[2] in (p.JOINT_REVOLUTE, p.JOINT_PRISMATIC)]
+        self._com_local = (list(p.getDynamicsInfo(body, self._link, physicsClientId=cid)[3])
+                           if self._link != -1 else None)
 
     def active_within(self, n: int) -> bool:
         """Whether an impulse acts during the next n physics substeps."""
@@ -98,9 +104,7 @@ class DisturbanceHook:
         PyBullet's DOF order (its movable joints by index): what the external push does to the joints.
         PyBulletArm's armature shaping needs it to treat the push as acting on M + A (module docstring):
         add it to the shaped dynamics' right-hand side and take it off the torques PyBullet is given."""
-        cid, body = self._cid, self._body
-        dofs = [j for j in range(p.getNumJoints(body, physicsClientId=cid))
-                if p.getJointInfo(body, j, physicsClientId=cid)[2] in (p.JOINT_REVOLUTE, p.JOINT_PRISMATIC)]
+        cid, body, dofs = self._cid, self._body, self._dofs
         out = np.zeros(len(dofs))
         wrench = sum((np.asarray(vec) for s, e, vec in self._spans if s <= self.substep < e), np.zeros(3))
         if not np.any(wrench) or self._link == -1:
@@ -108,8 +112,7 @@ class DisturbanceHook:
         q = [st[0] for st in p.getJointStates(body, dofs, physicsClientId=cid)]
         zeros = [0.0] * len(dofs)
         # calculateJacobian takes the point in the URDF link frame (not around the COM, as its docs say)
-        com_local = list(p.getDynamicsInfo(body, self._link, physicsClientId=cid)[3])
-        lin, ang = p.calculateJacobian(body, self._link, com_local, q, zeros, zeros, physicsClientId=cid)
+        lin, ang = p.calculateJacobian(body, self._link, self._com_local, q, zeros, zeros, physicsClientId=cid)
         J = np.asarray(lin if self._force else ang)
         return J.T @ wrench
 
