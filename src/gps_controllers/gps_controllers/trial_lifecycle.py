@@ -217,6 +217,10 @@ class TrialLifecycle:
         """joint_states (q, qd [nj] in the robot's joint order; stamp: its header stamp)."""
         if self._unanswered:
             self._unanswered -= 1
+        self._take_state(q, qd, stamp, now)
+
+    def _take_state(self, q: np.ndarray, qd: np.ndarray, stamp: float, now: float) -> None:
+        """A state, new or held back (for its image, or until the reset's answer)."""
         runner = self._runner
         if runner is not None:
             self._last_state = now
@@ -259,7 +263,7 @@ class TrialLifecycle:
         """A camera image [H, W, 3] uint8 (copied) with its header stamp."""
         self._images.append((stamp, np.array(image, dtype=np.uint8)))
         if self._runner is not None and self._waiting_since is not None and self._image_for(self._stamp) is not None:
-            self.on_state(self._q, self._qd, self._stamp, now)
+            self._take_state(self._q, self._qd, self._stamp, now)
 
     def _image_for(self, stamp: float) -> np.ndarray | None:
         """The newest image stamped in [stamp - image_max_age_s, stamp], or None."""
@@ -379,7 +383,7 @@ class TrialLifecycle:
         self._runner = TrialRunner(self._encoder, plan.controller, self._safety, plan.targets,
                                    plan.horizon, plan.dt, record_images=plan.record_images)
         self.phase = Phase.RUNNING
-        self.on_state(self._q, self._qd, self._stamp, self._last_state)
+        self._take_state(self._q, self._qd, self._stamp, self._last_state)
 
     def _end_run(self) -> None:
         runner, self._runner = self._runner, None
