@@ -219,10 +219,13 @@ class Trainer:
         requests = [make(m, i, 0) for m in range(len(exp.conditions)) for i in range(n)]
         trials = self.agent.run_many(requests, safety_stops=True)
         self.safety_redraws = [0] * len(exp.conditions)
-        for attempt in range(1, SAFETY_REDRAWS + 1):
+        for attempt in range(1, SAFETY_REDRAWS + 2):
             stopped = [j for j, t in enumerate(trials) if isinstance(t, SafetyStop)]
             if not stopped:
                 break
+            if attempt > SAFETY_REDRAWS:
+                raise TrialFailed(f'{trials[stopped[0]].reason} ({attempt} draws of its noise all stopped '
+                                  f'by the safety filter)')
             self.progress(f'  {len(stopped)} sample(s) stopped by the safety filter, drawn again (attempt {attempt + 1}): '
                           + trials[stopped[0]].reason)
             for j in stopped:
@@ -230,11 +233,6 @@ class Trainer:
                 requests[j] = make(j // n, j % n, attempt)
             for j, trial in zip(stopped, self.agent.run_many([requests[j] for j in stopped], safety_stops=True)):
                 trials[j] = trial
-        else:
-            stopped = [t for t in trials if isinstance(t, SafetyStop)]
-            if stopped:
-                raise TrialFailed(f'{stopped[0].reason} ({SAFETY_REDRAWS + 1} draws of its noise all stopped '
-                                  f'by the safety filter)')
         self._record(recorder, requests, trials, 'network' if on_policy else 'teacher' if teacher else 'controller')
         batches = [self._batch(m, trials[m * n:(m + 1) * n]) for m in range(len(exp.conditions))]
         if not pushed:
