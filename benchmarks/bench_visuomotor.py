@@ -8,6 +8,10 @@ smaller simulation network (3 x 5x5 convs of 16, first stride 2) at 64x64:
   - module     VisuomotorNetwork.forward on the uint8 [1, H, W, 3] image (channels-last view),
   - step       StepInference (normalization folded into conv 1, channels-last weights, in-place
                ReLU, preallocated inputs, inference mode),
+  - step_bf16  StepInference of the same network with inference_precision 'bfloat16' (all
+               convolutions but the last in bfloat16: fast where the CPU has AMX / AVX512-BF16);
+               its error is reported separately (`bf16_max_abs_diff`, `bf16_rel_diff`: over 16
+               images, against the spread of the float32 actions), not in `max_abs_diff_vs_module`,
   - nnpack     (240x240 only, reference) convs 2-3 through torch._nnpack_spatial_convolution
                (a private API: FFT/Winograd fast convolution); reported, not used by the module.
 Variants are timed in interleaved rounds (median of rounds) so a loaded machine slows all alike;
@@ -129,28 +133,41 @@ def bench_inference(rounds: int) -> dict:
         image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
         state = rng.normal(size=DS)
         step = StepInference(net)
+        bf16_net = VisuomotorNetwork.from_architecture({**net.architecture(), 'inference_precision': 'bfloat16'})
+        bf16_net.load_state_dict(net.state_dict())
+        step_bf16 = StepInference(bf16_net)
         img_t, st_t = torch.from_numpy(image)[None], torch.from_numpy(state)[None].float()
 
         def module(img_t=img_t, st_t=st_t, net=net):
             with torch.no_grad():
                 return net(img_t, st_t)
         fns = {'baseline': lambda net=net, image=image, state=state: baseline_forward(net, image, state),
-               'module': module, 'step': lambda step=step, image=image, state=state: step(image, state)}
+               'module': module, 'step': lambda step=step, image=image, state=state: step(image, state),
+               'step_bf16': lambda step=step_bf16, image=image, state=state: step(image, state)}
         if size == 240 and torch._nnpack_available():
             fns['nnpack'] = lambda run=nnpack_forward(net), image=image, state=state: run(image, state)
         ref = module().double().numpy()[0]
-        agree = {k: float(np.abs(np.asarray(fn()).reshape(-1) - ref).max()) for k, fn in fns.items()}
+        agree = {k: float(np.abs(np.asarray(fn()).reshape(-1) - ref).max()) for k, fn in fns.items()
+                 if k != 'step_bf16'}
+        images = rng.integers(0, 256, (16, size, size, 3), dtype=np.uint8)
+        with torch.no_grad():
+            refs = net(torch.from_numpy(images), st_t.expand(16, -1)).double().numpy()
+        bf16 = np.array([step_bf16(im, state) for im in images])
+        spread = refs.max(axis=0) - refs.min(axis=0)
         calls = 3 if size == 240 else 20
         ms = time_interleaved(fns, rounds, calls)
         res = {f'{k}_ms': v for k, v in ms.items()}
         res.update({f'speedup_{k}': ms['baseline'] / v for k, v in ms.items() if k != 'baseline'})
         res['max_abs_diff_vs_module'] = max(agree.values())
+        res['bf16_max_abs_diff'] = float(np.abs(bf16 - refs).max())
+        res['bf16_rel_diff'] = float((np.abs(bf16 - refs) / spread).max())
         res['parameters'] = sum(p.numel() for p in net.parameters())
         res['gflop'] = 2 * _conv_macs(size, arch) / 1e9
         out[name] = res
         log(f'{name}: ' + '  '.join(f'{k} {v:.2f} ms' for k, v in ms.items())
             + f"  (x{res['speedup_step']:.2f} step vs baseline; {res['parameters']} params, "
-              f"{res['gflop']:.3f} GFLOP, max |diff| {res['max_abs_diff_vs_module']:.1e})")
+              f"{res['gflop']:.3f} GFLOP, max |diff| {res['max_abs_diff_vs_module']:.1e}; bf16 "
+              f"{res['bf16_max_abs_diff']:.1e} = {100 * res['bf16_rel_diff']:.2f} % of the actions' spread)")
     floor = out['paper_240']['gflop'] / out['sgemm_gflops'] * 1e3
     out['paper_240']['floor_at_sgemm_rate_ms'] = floor
     log(f"SGEMM {out['sgemm_gflops']:.0f} GFLOP/s -> the 240x240 network needs >= {floor:.1f} ms by direct convolution")
@@ -276,6 +293,16 @@ def bench_pretrain(args) -> dict:
     return out
 
 
+def bf16_units() -> list[str]:
+    """The CPU's native bfloat16 features (Linux /proc/cpuinfo flags), e.g. ['amx_bf16', 'avx512_bf16']."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            flags = next((line.split(':', 1)[1].split() for line in f if line.startswith('flags')), [])
+    except OSError:
+        return []
+    return sorted(f for f in flags if f in ('amx_bf16', 'avx512_bf16'))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--threads', type=int, default=2, help='torch threads (default 2)')
@@ -292,7 +319,8 @@ def main() -> None:
     ap.add_argument('--seed', type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    result = {'threads': args.threads, 'load_average_start': load_average()}
+    result = {'threads': args.threads, 'load_average_start': load_average(), 'cpu_bf16_units': bf16_units()}
+    log(f"CPU bfloat16 units: {result['cpu_bf16_units'] or 'none (step_bf16 is emulated: slower)'}")
     if args.pretrain:
         result['pretrain'] = bench_pretrain(args)
     else:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from gps_core.policies.spec import InvalidPolicy, PolicySpec, build_network, policy_spec
+from gps_core.policies import visuomotor
 from gps_core.policies.visuomotor import SpatialSoftmax, StepInference, VisuomotorNetwork
 
 
@@ -119,6 +120,46 @@ def test_step_inference_matches_the_network(activation, fc_activation, hidden):
         np.testing.assert_allclose(u, ref[i], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match='expected image'):
         run(image[0, :16].numpy(), state[0].numpy())
+
+
+def test_bfloat16_step_inference_stays_close_to_the_network():
+    """inference_precision 'bfloat16': convolutions but the last in bfloat16 (8-bit mantissa, so
+    relative error ~2**-9 per rounding), the logits and the head in float32: the actions stay
+    within 1 % of their spread over the inputs, and they are not the float32 ones (the reduced
+    precision is really used)."""
+    kw = dict(conv_channels=(8, 8, 6), conv_kernels=(5, 3, 3), conv_strides=(2, 1, 1), fc_hidden=(16,),
+              generator=torch.Generator().manual_seed(6))
+    exact = VisuomotorNetwork((40, 36), 5, 3, **kw)
+    reduced = VisuomotorNetwork.from_architecture({**exact.architecture(), 'inference_precision': 'bfloat16'})
+    rng = np.random.default_rng(6)
+    exact.fit_normalization(rng.normal(0.0, 1.0, (20, 5)))
+    exact.vision.fit_image_normalization(rng.integers(30, 200, (3, 40, 36, 3)))
+    reduced.load_state_dict(exact.state_dict())
+    image, state = random_inputs(exact, 8)
+    with torch.no_grad():
+        ref = exact(image, state).double().numpy()
+    run32, run16 = StepInference(exact), StepInference(reduced)
+    u32 = np.array([run32(image[i].numpy(), state[i].double().numpy()) for i in range(8)])
+    u16 = np.array([run16(image[i].numpy(), state[i].double().numpy()) for i in range(8)])
+    spread = ref.max(axis=0) - ref.min(axis=0)
+    np.testing.assert_allclose(u32, ref, rtol=1e-5, atol=1e-6)
+    assert np.all(np.abs(u16 - ref) <= 0.01 * spread), (np.abs(u16 - ref) / spread).max()
+    assert np.abs(u16 - u32).max() > 1e-6
+
+
+def test_inference_precision_travels_with_the_policy_and_defaults_to_float32():
+    net = VisuomotorNetwork((32, 32), 2, 2, inference_precision='bfloat16')
+    arch = net.architecture()
+    assert arch['inference_precision'] == 'bfloat16'
+    assert VisuomotorNetwork.from_architecture(arch).inference_precision == 'bfloat16'
+    del arch['inference_precision']                   # a policy saved before the key existed
+    assert VisuomotorNetwork.from_architecture(arch).inference_precision == 'float32'
+    with pytest.raises(ValueError, match='inference_precision'):
+        VisuomotorNetwork((32, 32), 2, 2, inference_precision='float16')
+    from gps_core.policies import visuomotor_config
+    assert visuomotor_config.INFERENCE_PRECISIONS == visuomotor.INFERENCE_PRECISIONS
+    with pytest.raises(ValueError, match='policy.inference_precision'):
+        visuomotor_config.VisuomotorPolicyConfig(inference_precision='int8')
 
 
 def test_seeded_construction_is_reproducible():

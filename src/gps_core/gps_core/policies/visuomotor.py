@@ -39,8 +39,15 @@ from torch.nn import functional as F
 DTYPE = torch.float32
 IMAGE_CHANNELS = 3
 _ACTIVATIONS = ('relu', 'tanh')
+# How StepInference (the controller's batch-1 path) runs the convolutions: 'float32' (the module's
+# function to float32 rounding) or 'bfloat16' (every convolution but the last in bfloat16,
+# accumulated in float32 by oneDNN; the last one, whose outputs are the spatial softmax's logits,
+# in float32). bfloat16 pays only on CPUs with native bfloat16 matrix units (Intel AMX, AVX512-BF16):
+# ~3x faster there for the 240x240 network (benchmarks/bench_visuomotor.py), slower elsewhere.
+INFERENCE_PRECISIONS = ('float32', 'bfloat16')
 _ARCH_KEYS = ('kind', 'dO', 'dU', 'dS', 'image_shape', 'conv_channels', 'conv_kernels',
               'conv_strides', 'fc_hidden', 'activation', 'fc_activation')
+_OPTIONAL_ARCH_KEYS = ('inference_precision',)     # absent in policies saved before it existed: float32
 
 
 def _activate(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -127,6 +134,8 @@ class VisuomotorNetwork(nn.Module):
             the feature points are the last layer's channels (2 values each).
         fc_hidden: sizes of the fully connected hidden layers after the concatenation.
         activation: after every convolution; fc_activation: after every hidden FC layer.
+        inference_precision: how StepInference runs the convolutions (INFERENCE_PRECISIONS);
+            training and `forward` are float32 either way.
         generator: seeds the initialization (a seeded experiment gives the same network).
     """
 
@@ -136,8 +145,12 @@ class VisuomotorNetwork(nn.Module):
                  conv_channels: Sequence[int] = (32, 32, 32), conv_kernels: Sequence[int] = (5, 5, 5),
                  conv_strides: Sequence[int] = (2, 1, 1), fc_hidden: Sequence[int] = (40, 40),
                  activation: str = 'relu', fc_activation: str = 'relu',
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, inference_precision: str = 'float32'):
         super().__init__()
+        if inference_precision not in INFERENCE_PRECISIONS:
+            raise ValueError(f'inference_precision must be one of {list(INFERENCE_PRECISIONS)}, '
+                             f'got {inference_precision!r}')
+        self.inference_precision = inference_precision
         image_shape = tuple(int(v) for v in image_shape)
         channels, kernels = tuple(int(v) for v in conv_channels), tuple(int(v) for v in conv_kernels)
         strides, hidden = tuple(int(v) for v in conv_strides), tuple(int(v) for v in fc_hidden)
@@ -288,15 +301,17 @@ class VisuomotorNetwork(nn.Module):
                 'image_shape': [*self.image_shape, IMAGE_CHANNELS],
                 'conv_channels': list(self.conv_channels), 'conv_kernels': list(self.conv_kernels),
                 'conv_strides': list(self.conv_strides), 'fc_hidden': list(self.fc_hidden),
-                'activation': self.activation, 'fc_activation': self.fc_activation}
+                'activation': self.activation, 'fc_activation': self.fc_activation,
+                'inference_precision': self.inference_precision}
 
     @staticmethod
     def from_architecture(arch: Mapping[str, Any]) -> VisuomotorNetwork:
         """Inverse of `architecture()`; raises KeyError / ValueError naming a missing, unknown or
         inconsistent entry (spec.py turns these into InvalidPolicy)."""
-        unknown = sorted(set(arch) - set(_ARCH_KEYS))
+        unknown = sorted(set(arch) - set(_ARCH_KEYS) - set(_OPTIONAL_ARCH_KEYS))
         if unknown:
-            raise ValueError(f'unknown spatial_softmax architecture key(s) {unknown}; known: {list(_ARCH_KEYS)}')
+            raise ValueError(f'unknown spatial_softmax architecture key(s) {unknown}; known: '
+                             f'{list(_ARCH_KEYS + _OPTIONAL_ARCH_KEYS)}')
         missing = [k for k in _ARCH_KEYS if k not in arch]
         if missing:
             raise KeyError(f'spatial_softmax architecture lacks {missing}')
@@ -307,7 +322,8 @@ class VisuomotorNetwork(nn.Module):
             raise ValueError(f'image_shape must be [H, W, {IMAGE_CHANNELS}], got {arch["image_shape"]}')
         net = VisuomotorNetwork(shape[:2], int(arch['dS']), int(arch['dU']), arch['conv_channels'],
                                 arch['conv_kernels'], arch['conv_strides'], arch['fc_hidden'],
-                                str(arch['activation']), str(arch['fc_activation']))
+                                str(arch['activation']), str(arch['fc_activation']),
+                                inference_precision=str(arch.get('inference_precision', 'float32')))
         if int(arch['dO']) != net.dO:
             raise ValueError(f"dO={arch['dO']} does not match image_shape {shape} and dS={arch['dS']} "
                              f'(H*W*3 + dS = {net.dO})')
@@ -347,6 +363,11 @@ class StepInference:
     runs on that layout; inputs are preallocated, activations in place, no autograd. Set the
     thread count (torch.set_num_threads) where the loop runs. Weights are copied: later training
     of `network` does not change a StepInference built before.
+
+    With network.inference_precision 'bfloat16' the image (uint8: exact in bfloat16) and every
+    convolution but the last run in bfloat16; the last convolution and everything after it in
+    float32, so the spatial softmax sees float32 logits (error against `network`: see
+    tests/core/test_visuomotor_network.py and benchmarks/bench_visuomotor.py).
     """
 
     def __init__(self, network: VisuomotorNetwork):
@@ -364,7 +385,10 @@ class StepInference:
                 w, b, stride = convs[-1]
                 convs[-1] = (w / self._temperature, b / self._temperature, stride)
                 self._temperature = None
-            self._convs = [(w.contiguous(memory_format=torch.channels_last), b, s) for w, b, s in convs]
+            reduced = torch.bfloat16 if net.inference_precision == 'bfloat16' else DTYPE
+            dtypes = [reduced] * (len(convs) - 1) + [DTYPE]
+            self._convs = [(w.to(dt).contiguous(memory_format=torch.channels_last), b.to(dt), s, dt)
+                           for (w, b, s), dt in zip(convs, dtypes)]
             self._grid_t = enc.softmax.grid.t().contiguous()                      # [2, h*w]
             first = net.fc[0]
             nf = enc.num_features
@@ -374,7 +398,7 @@ class StepInference:
             self._fc = [(layer.bias.clone(), layer.weight.t().contiguous()) for layer in net.fc[1:]]
         self.image_shape, self.dS, self.dU = net.image_shape, net.dS, net.dU
         H, W = net.image_shape
-        self._image = torch.empty(1, IMAGE_CHANNELS, H, W, dtype=DTYPE).contiguous(memory_format=torch.channels_last)
+        self._image = torch.empty(1, IMAGE_CHANNELS, H, W, dtype=dtypes[0]).contiguous(memory_format=torch.channels_last)
         self._state = torch.empty(1, net.dS, dtype=DTYPE)
 
     def __call__(self, image: np.ndarray, state: np.ndarray) -> np.ndarray:
@@ -385,8 +409,8 @@ class StepInference:
             self._image.copy_(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None])
             self._state.copy_(torch.from_numpy(np.asarray(state, dtype=np.float64))[None])
             x = self._image
-            for weight, bias, stride in self._convs:
-                x = F.conv2d(x, weight, bias, stride)
+            for weight, bias, stride, dtype in self._convs:
+                x = F.conv2d(x.to(dtype), weight, bias, stride)      # .to: a no-op but at the last
                 x = x.relu_() if self._relu else x.tanh_()
             C = x.shape[1]
             a = x.permute(0, 2, 3, 1).reshape(-1, C)                 # [h*w, C]: a view in channels-last
