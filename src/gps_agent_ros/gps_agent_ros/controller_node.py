@@ -33,7 +33,7 @@ from gps_agent_ros.controller_params import (declare_controller_parameters, life
 from gps_agent_ros.conversions import (JointStateReader, image_from_msg, reset_request, run_trial_result,
                                        time_to_seconds, to_float64_multi_array, trial_spec_from_goal)
 from gps_agent_ros.diagnostics import ControllerHealth, LoopTiming, controller_diagnostics, publish_diagnostics
-from gps_agent_ros.node_runtime import run_node, spin_while
+from gps_agent_ros.node_runtime import run_node, spin_while, take_missed
 from gps_agent_ros.ur_reset import RobotProgramMonitor
 from gps_controllers.trial_lifecycle import TrialLifecycle, TrialOutcome
 from gps_controllers.trial_runner import TrialStatus
@@ -64,7 +64,7 @@ class ControllerNode(Node):
         self._cmd_msg, self._feedback = Float64MultiArray(), RunTrial.Feedback()
 
         self._cmd_pub = self.create_publisher(Float64MultiArray, f"{p['controller_name']}/commands", 10)
-        self.create_subscription(JointState, "joint_states", self._on_joint_states, 10)
+        self._streams = [self.create_subscription(JointState, "joint_states", self._on_joint_states, 10)]
         self._reset_client = self.create_client(ResetArm, p["reset_service"])
         # every request the reset service gets (service introspection): a reset not ours is interference
         self.create_subscription(ResetArm.Event, f"{p['reset_service']}/_service_event", self._on_reset_event, 10)
@@ -78,7 +78,7 @@ class ControllerNode(Node):
         publish_diagnostics(self, lambda stamp: controller_diagnostics(self.get_namespace(), self._health, stamp))
         self._program = RobotProgramMonitor(required=bool(p["robot_program_topic"]), topic=p["robot_program_topic"])
         if p["camera_topic"]:
-            self.create_subscription(Image, p["camera_topic"], self._on_image, 2)
+            self._streams.append(self.create_subscription(Image, p["camera_topic"], self._on_image, 2))
         if p["robot_program_topic"]:  # latched, published when it changes (ur_robot_driver)
             self.create_subscription(Bool, p["robot_program_topic"], self._on_program, _LATCHED)
         if p["urdf_path"]:
@@ -126,6 +126,7 @@ class ControllerNode(Node):
         self._lifecycle.on_image(image, time_to_seconds(msg.header.stamp), self._steady_s())
 
     def _on_tick(self) -> None:
+        take_missed(*self._streams)  # states and images whose new-message event was lost
         self._lifecycle.on_tick(self._steady_s())
 
     def _on_reset_event(self, msg: ResetArm.Event) -> None:

@@ -64,7 +64,7 @@ from std_msgs.msg import Float64MultiArray, String
 
 from gps_agent_ros.conversions import disturbance_from_fields, objects_from_fields
 from gps_agent_ros.diagnostics import SimHealth, publish_diagnostics, sim_diagnostics
-from gps_agent_ros.node_runtime import run_node
+from gps_agent_ros.node_runtime import run_node, take_missed
 from gps_core.peg_config import PegTask
 from gps_core.scene_config import SceneConfig
 from gps_agent_ros.sim_arm import CommandKind, CommandWatchdog, SimArm, SimArmConfig, realtime_substeps
@@ -130,10 +130,11 @@ class SimNode(Node):
                              reliability=ReliabilityPolicy.RELIABLE)
         self._description_pub = self.create_publisher(String, 'robot_description', latched)
         self._clock_pub = self.create_publisher(ClockMsg, '/clock', 10) if self._lockstep else None
-        self.create_subscription(Float64MultiArray, 'forward_effort_controller/commands',
-                                 lambda msg: self._on_command(CommandKind.EFFORT, msg), 10)
-        self.create_subscription(Float64MultiArray, 'forward_velocity_controller/commands',
-                                 lambda msg: self._on_command(CommandKind.VELOCITY, msg), 10)
+        self._command_subs = [
+            self.create_subscription(Float64MultiArray, 'forward_effort_controller/commands',
+                                     lambda msg: self._on_command(CommandKind.EFFORT, msg), 10),
+            self.create_subscription(Float64MultiArray, 'forward_velocity_controller/commands',
+                                     lambda msg: self._on_command(CommandKind.VELOCITY, msg), 10)]
         reset = self.create_service(ResetArm, 'reset', self._on_reset)
         # every request announced on reset/_service_event: a controller sees resets not its own
         reset.configure_introspection(self.get_clock(), qos_profile_services_default, ServiceIntrospectionState.METADATA)
@@ -249,12 +250,15 @@ class SimNode(Node):
         self._publish_state()
 
     def _check_watchdog(self) -> None:
+        take_missed(*self._command_subs)   # commands whose new-message event was lost (lockstep would stall)
         if self._watchdog.check(self._steady_s()):
             self._health.watchdog_tripped()
             self._sim.zero_command()
             self.get_logger().warning(f'no command for {self._watchdog.timeout_s} s: command zeroed')
 
     def _on_reset(self, request: ResetArm.Request, response: ResetArm.Response) -> ResetArm.Response:
+        if self._lockstep:   # commands sent before the reset request act before it (however late their events)
+            take_missed(*self._command_subs)
         try:
             objects = objects_from_fields(request.object_names, request.object_positions)
             if objects and self._scene is None:
