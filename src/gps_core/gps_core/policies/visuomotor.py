@@ -36,15 +36,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gps_core.policies.visuomotor_config import INFERENCE_PRECISIONS
+
 DTYPE = torch.float32
 IMAGE_CHANNELS = 3
 _ACTIVATIONS = ('relu', 'tanh')
-# How StepInference (the controller's batch-1 path) runs the convolutions: 'float32' (the module's
+# inference_precision (INFERENCE_PRECISIONS): how StepInference runs the convolutions, 'float32' (the module's
 # function to float32 rounding) or 'bfloat16' (every convolution but the last in bfloat16,
 # accumulated in float32 by oneDNN; the last one, whose outputs are the spatial softmax's logits,
 # in float32). bfloat16 pays only on CPUs with native bfloat16 matrix units (Intel AMX, AVX512-BF16):
 # ~3x faster there for the 240x240 network (benchmarks/bench_visuomotor.py), slower elsewhere.
-INFERENCE_PRECISIONS = ('float32', 'bfloat16')
 _ARCH_KEYS = ('kind', 'dO', 'dU', 'dS', 'image_shape', 'conv_channels', 'conv_kernels',
               'conv_strides', 'fc_hidden', 'activation', 'fc_activation')
 _OPTIONAL_ARCH_KEYS = ('inference_precision',)     # absent in policies saved before it existed: float32

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from gps_core.policies.policy_config import ACTIVATIONS, PolicyPriorConfig
 
 DEVICES = ('auto', 'cpu', 'cuda')
-INFERENCE_PRECISIONS = ('float32', 'bfloat16')   # as gps_core.policies.visuomotor (torch-free here)
+INFERENCE_PRECISIONS = ('float32', 'bfloat16')   # how the controller runs the convolutions (visuomotor.StepInference)
 
 
 def _positive(where: str, **values: float) -> None:
@@ -59,8 +59,8 @@ class VisuomotorPolicyConfig:
     full_iterations steps on the whole network; minibatches of batch_size (time step, sample)
     pairs. device: 'auto' (CUDA when present), 'cpu' or 'cuda'. inference_precision: how the
     controller runs the convolutions on the arm, 'float32' or 'bfloat16' (all but the last
-    convolution; for CPUs with AMX / AVX512-BF16, where it is ~3x faster at 240x240). regularization and prior: the
-    network's linearization, as in PolicyConfig.
+    convolution; for CPUs with AMX / AVX512-BF16, where it is ~3x faster at 240x240).
+    regularization and prior: the network's linearization, as in PolicyConfig.
     """
 
     kind: str = 'spatial_softmax'
