@@ -115,10 +115,10 @@ def joint_state_msg(joint_names: Sequence[str], q: np.ndarray, qd: np.ndarray,
     msg = JointState()
     msg.header.stamp = seconds_to_time(stamp_s)
     msg.name = list(joint_names)
-    msg.position = _as_double_array(q)
-    msg.velocity = _as_double_array(qd)
+    msg.position = as_double_array(q)
+    msg.velocity = as_double_array(qd)
     if effort is not None:
-        msg.effort = _as_double_array(effort)
+        msg.effort = as_double_array(effort)
     return msg
 
 
@@ -136,7 +136,7 @@ def to_float64_multi_array(values: np.ndarray, msg: Float64MultiArray | None = N
     if len(msg.data) == values.size:
         np.frombuffer(msg.data, dtype=np.float64)[:] = values.ravel()
     else:
-        msg.data = _as_double_array(values)
+        msg.data = as_double_array(values)
     return msg
 
 
@@ -248,7 +248,7 @@ def set_disturbance_fields(msg, plan: DisturbancePlan | None) -> None:
     msg.disturbance_physics_dt = float(plan.physics_dt)
     msg.disturbance_starts = array.array('I', [int(i.start) for i in plan.impulses])
     msg.disturbance_substeps = array.array('I', [int(i.substeps) for i in plan.impulses])
-    msg.disturbance_vectors = _as_double_array(np.array([i.vector for i in plan.impulses], dtype=np.float64)
+    msg.disturbance_vectors = as_double_array(np.array([i.vector for i in plan.impulses], dtype=np.float64)
                                                .reshape(-1))
 
 
@@ -265,7 +265,7 @@ def objects_from_fields(names: Sequence[str], positions) -> dict[str, np.ndarray
 def object_fields(objects: Mapping[str, np.ndarray]) -> tuple[list[str], array.array]:
     """{name: centre [3]} -> (object_names, object_positions) of a goal or reset request."""
     names = list(objects)
-    return names, _as_double_array([np.asarray(objects[n], dtype=np.float64).reshape(3) for n in names]
+    return names, as_double_array([np.asarray(objects[n], dtype=np.float64).reshape(3) for n in names]
                                    if names else np.empty(0))
 
 
@@ -282,8 +282,8 @@ def reset_request(joint_names: Sequence[str], q0: np.ndarray, objects: Mapping[s
 def run_trial_goal(spec: TrialSpec) -> RunTrial.Goal:
     """Trainer side: the RunTrial goal of a trial (the inverse of trial_spec_from_goal)."""
     goal = RunTrial.Goal(condition=spec.condition, joint_names=list(spec.joint_names),
-                         initial_joint_positions=_as_double_array(spec.q0), horizon=int(spec.horizon),
-                         dt=float(spec.dt), ee_targets=_as_double_array(spec.targets),
+                         initial_joint_positions=as_double_array(spec.q0), horizon=int(spec.horizon),
+                         dt=float(spec.dt), ee_targets=as_double_array(spec.targets),
                          record_images=bool(spec.record_images))
     goal.object_names, goal.object_positions = object_fields(spec.objects)
     ctrl = spec.controller
@@ -293,25 +293,25 @@ def run_trial_goal(spec: TrialSpec) -> RunTrial.Goal:
             raise ValueError(f"K must be [T, dU, dX] and k [T, dU], got {K.shape} and {k.shape}")
         goal.controller_type = RunTrial.Goal.CONTROLLER_LINEAR_GAUSSIAN
         goal.du, goal.dx = K.shape[1], K.shape[2]
-        goal.gains, goal.offsets = _as_double_array(K), _as_double_array(k)
+        goal.gains, goal.offsets = as_double_array(K), as_double_array(k)
     elif isinstance(ctrl, NetworkSpec):
         names, values = ctrl.policy.flat()
         goal.controller_type = RunTrial.Goal.CONTROLLER_POLICY
         goal.du, goal.dx = ctrl.policy.dU, ctrl.policy.dO
         goal.policy_architecture = ctrl.policy.architecture_json()
         goal.policy_parameter_names = names
-        goal.policy_parameters = _as_double_array(values)
+        goal.policy_parameters = as_double_array(values)
         if ctrl.noise is not None:
-            goal.policy_noise = _as_double_array(ctrl.noise)
+            goal.policy_noise = as_double_array(ctrl.noise)
     elif isinstance(ctrl, MPCSpec):
         problem = ctrl.problem
         goal.controller_type = RunTrial.Goal.CONTROLLER_MPC
         goal.du, goal.dx = problem.dU, problem.dX
-        goal.mpc_dynamics, goal.mpc_dynamics_offset = _as_double_array(problem.Fm), _as_double_array(problem.fv)
-        goal.mpc_cost_hessian, goal.mpc_cost_gradient = _as_double_array(problem.Cm), _as_double_array(problem.cv)
+        goal.mpc_dynamics, goal.mpc_dynamics_offset = as_double_array(problem.Fm), as_double_array(problem.fv)
+        goal.mpc_cost_hessian, goal.mpc_cost_gradient = as_double_array(problem.Cm), as_double_array(problem.cv)
         goal.mpc_horizon, goal.mpc_replan_every = int(problem.horizon), int(problem.replan_every)
         if ctrl.noise is not None:
-            goal.mpc_noise = _as_double_array(ctrl.noise)
+            goal.mpc_noise = as_double_array(ctrl.noise)
     else:
         raise TypeError(f"unknown controller description {type(ctrl).__name__}")
     set_disturbance_fields(goal, spec.disturbance)
@@ -329,11 +329,11 @@ def run_trial_result(status: int, reason: str, condition: str, recording: TrialR
     steps = int(recording.steps)
     X, U = recording.X, recording.U
     result.steps, result.dx, result.du, result.dobs = steps, X.shape[1], U.shape[1], 0
-    result.states = _as_double_array(X[:steps])
-    result.actions = _as_double_array(U[:steps])
+    result.states = as_double_array(X[:steps])
+    result.actions = as_double_array(U[:steps])
     result.stamps = [seconds_to_time(float(s)) for s in recording.stamps[:steps]]
-    result.latencies = _as_double_array(recording.latencies[:steps])
-    result.compute_times = _as_double_array(recording.compute_times[:steps])
+    result.latencies = as_double_array(recording.latencies[:steps])
+    result.compute_times = as_double_array(recording.compute_times[:steps])
     if recording.images is not None:
         images = np.ascontiguousarray(recording.images[:steps])
         result.image_height, result.image_width = images.shape[1], images.shape[2]
@@ -395,7 +395,7 @@ def result_timing(result: RunTrial.Result) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 # ----------------------------------------------------------------- helpers
-def _as_double_array(values: np.ndarray | Sequence[float]) -> array.array:
+def as_double_array(values: np.ndarray | Sequence[float]) -> array.array:
     """Row-major flattening into the array.array('d') generated float64[] fields hold."""
     flat = np.ascontiguousarray(values, dtype=np.float64).ravel()
     return array.array("d", flat.tobytes())

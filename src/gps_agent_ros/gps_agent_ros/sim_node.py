@@ -40,9 +40,6 @@ Modes (`mode`):
 """
 from __future__ import annotations
 
-import array
-import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -50,9 +47,7 @@ from typing import Any
 
 from builtin_interfaces.msg import Time as TimeMsg
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -62,24 +57,15 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 
-from gps_agent_ros.conversions import disturbance_from_fields, objects_from_fields
+from gps_agent_ros.conversions import as_double_array, disturbance_from_fields, objects_from_fields
 from gps_agent_ros.diagnostics import SimHealth, publish_diagnostics, sim_diagnostics
 from gps_agent_ros.node_runtime import run_node, take_missed
-from gps_core.peg_config import PegTask
-from gps_core.scene_config import SceneConfig
+from gps_agent_ros.sim_params import declare_sim_parameters
 from gps_agent_ros.sim_arm import CommandKind, CommandWatchdog, SimArm, SimArmConfig, realtime_substeps
 from gps_interfaces.srv import ResetArm
 
-MODES = ('lockstep', 'realtime')
 _LOG_THROTTLE_S = 1.0
 _NS = 1_000_000_000
-
-
-def _doubles(values: np.ndarray) -> array.array:
-    """[n] float64 -> array('d') without a per-element Python loop."""
-    out = array.array('d')
-    out.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
-    return out
 
 
 class SimNode(Node):
@@ -87,7 +73,7 @@ class SimNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('sim_node', **kwargs)
-        prm = self._declare_parameters()
+        prm = declare_sim_parameters(self)
         self._lockstep = prm['mode'] == 'lockstep'
         if self._lockstep and self.get_parameter('use_sim_time').value:
             # the node is the source of /clock; listening to it would be a loop
@@ -149,83 +135,6 @@ class SimNode(Node):
         self.get_logger().info(
             f'{prm["mode"]}: {len(prm["joints"])} joints, period {period * 1e3:.3g} ms in {substeps} '
             f'physics steps, command timeout {self._watchdog.timeout_s} s')
-
-    # ------------------------------------------------------------ parameters
-    def _declare_parameters(self) -> dict[str, Any]:
-        def declare(name: str, default: Any, description: str, **kw: Any) -> Any:
-            self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True, **kw))
-            try:
-                return self.get_parameter(name).value
-            except ParameterUninitializedException:  # typed, no default, not given
-                return None
-
-        prm = {
-            'urdf_path': declare('urdf_path', '', 'URDF file of the arm (required)'),
-            'joints': declare('joints', Parameter.Type.STRING_ARRAY,
-                              'controlled joints, in the order of every command and joint_states array (required)'),
-            'dt': declare('dt', 0.05, 'lockstep: control period [s] simulated per command'),
-            'substeps': declare('substeps', 20, 'physics steps per dt; sets the physics step dt/substeps'),
-            'gravity_compensation': declare('gravity_compensation', True,
-                                            'add g(q) to the commanded torque, as a UR does'),
-            'armature': declare('armature', 0.0, 'reflected rotor inertia [kg m^2]: one value or one per joint',
-                                dynamic_typing=True),
-            'damping': declare('damping', 0.0, 'viscous joint friction [N m s/rad]: one value or one per joint',
-                               dynamic_typing=True),
-            'mode': declare('mode', 'lockstep', "'lockstep' (one dt per command, publishes /clock) or "
-                            "'realtime' (timer at publish_rate_hz, wall-clock stamps)"),
-            'publish_rate_hz': declare('publish_rate_hz', 500.0, 'realtime: physics tick and joint_states rate [Hz]'),
-            'command_timeout_s': declare('command_timeout_s', 0.25,
-                                         'a command not refreshed for this long is zeroed [s]'),
-            'initial_positions': declare('initial_positions', Parameter.Type.DOUBLE_ARRAY,
-                                         'joint positions at start [rad]; default all zero'),
-            'velocity_bandwidth': declare('velocity_bandwidth', 50.0,
-                                          'bandwidth of the joint velocity servo behind velocity commands [rad/s]'),
-            'scene': declare('scene', '', 'JSON of the scene (gps_core.scene_config.SceneConfig: table, blocks, '
-                             'camera): placed in the world, its camera served by a sensor_node; empty: none'),
-            'peg_task': declare('peg_task', '', 'JSON of a peg task (gps_core.peg_config.PegTask: peg, block): the '
-                                'peg added to the arm, the block placed by each reset; empty: none'),
-        }
-        return self._validate(prm)
-
-    @staticmethod
-    def _validate(prm: dict[str, Any]) -> dict[str, Any]:
-        if not prm['urdf_path'] or not Path(prm['urdf_path']).is_file():
-            raise ValueError(f"parameter urdf_path must name a URDF file, got {prm['urdf_path']!r}")
-        if not prm['joints']:
-            raise ValueError('parameter joints (string array) is required')
-        if prm['mode'] not in MODES:
-            raise ValueError(f"parameter mode must be one of {MODES}, got {prm['mode']!r}")
-        rate = float(prm['publish_rate_hz'])
-        if not (math.isfinite(rate) and rate > 0.0):
-            raise ValueError(f'parameter publish_rate_hz must be positive, got {rate}')
-        nj = len(prm['joints'])
-        for key in ('armature', 'damping'):
-            value = prm[key]
-            try:
-                per_joint = np.asarray(value, dtype=float)
-            except (TypeError, ValueError):
-                per_joint = np.array([])
-            if isinstance(value, (bool, str)) or per_joint.size not in (1, nj):
-                raise ValueError(f'parameter {key} must be one number or {nj} (one per joint), got {value!r}')
-            prm[key] = float(per_joint) if per_joint.ndim == 0 else tuple(per_joint.tolist())
-        q0 = [] if prm['initial_positions'] is None else list(prm['initial_positions'])
-        if q0 and len(q0) != nj:
-            raise ValueError(f'parameter initial_positions has {len(q0)} values for {nj} joints')
-        prm.update(initial_positions=q0, dt=float(prm['dt']), publish_rate_hz=rate)
-        if prm['scene']:
-            try:
-                prm['scene'] = SceneConfig.from_dict(json.loads(prm['scene']))
-            except (ValueError, TypeError) as err:
-                raise ValueError(f'parameter scene: {err}') from err
-        else:
-            prm['scene'] = None
-        if prm['peg_task']:
-            if prm['scene'] is not None:
-                raise ValueError('parameters scene and peg_task: give one of them')
-            prm['peg_task'] = peg_task_from_json(prm['peg_task'])
-        else:
-            prm['peg_task'] = None
-        return prm
 
     # ------------------------------------------------------------- callbacks
     def _on_command(self, kind: CommandKind, msg: Float64MultiArray) -> None:
@@ -307,7 +216,7 @@ class SimNode(Node):
         q, qd = self._sim.joint_state()
         msg = self._state
         msg.header.stamp = stamp
-        msg.position, msg.velocity, msg.effort = _doubles(q), _doubles(qd), _doubles(self._sim.effort)
+        msg.position, msg.velocity, msg.effort = as_double_array(q), as_double_array(qd), as_double_array(self._sim.effort)
         if self._lockstep:
             self._clock_msg.clock = stamp
             self._clock_pub.publish(self._clock_msg)
@@ -323,17 +232,6 @@ class SimNode(Node):
         if getattr(self, '_peg_arm', None) is not None:
             self._peg_arm.close()
         super().destroy_node()
-
-
-def peg_task_from_json(text: str) -> PegTask:
-    """The `peg_task` parameter: JSON of PegTask's fields ({'peg': {...}, 'block': {...}}); ValueError
-    naming what is wrong."""
-    from gps_core.config import build
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        raise ValueError(f'parameter peg_task: not JSON: {err}') from err
-    return build(PegTask, data, 'parameter peg_task')     # a ConfigError (a ValueError) naming the key
 
 
 def main(args: list[str] | None = None) -> int:
