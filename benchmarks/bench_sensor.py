@@ -13,6 +13,7 @@ after one warm-up trial:
                           sensor_node still renders, the controller does not wait for the images)
   inprocess_trial_ms      the in-process agent rendering the same images (and without)
   identical               every graph trial's states, actions and images equal the in-process ones
+                          (when not, each differing trial is logged: which array, from which step, which arm)
 
     OPENBLAS_NUM_THREADS=1 ROS_DOMAIN_ID=94 python benchmarks/bench_sensor.py [--samples 2]
 Human-readable lines on stderr; the last stdout line is JSON. Run it on an idle machine.
@@ -63,6 +64,20 @@ def per_trial(run, batch) -> tuple[list[float], list]:
     return times, trials
 
 
+def first_differences(index: int, graph, reference) -> list[str]:
+    """Which of a graph trial's arrays differ from the in-process trial's, and from which step on."""
+    found = []
+    for name in ('X', 'U', 'images'):
+        a, b = getattr(graph, name), getattr(reference, name)
+        if a is None or b is None or a.shape != b.shape:
+            found.append(f'trial {index} {name}: shapes {getattr(a, "shape", None)} vs {getattr(b, "shape", None)}')
+        elif not np.array_equal(a, b):
+            steps = np.flatnonzero([not np.array_equal(x, y) for x, y in zip(a, b)])
+            found.append(f'trial {index} {name}: {steps.size} steps differ, first at t = {steps[0]}, '
+                         f'on {graph.arm}')
+    return found
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--experiment', type=Path, default=REPO / 'config' / 'ur5e_visuomotor.yaml')
@@ -108,8 +123,10 @@ def main() -> None:
         rclpy.shutdown(context=context)
         bringup.stop()
 
-    identical = all(np.array_equal(a.X, b.X) and np.array_equal(a.U, b.U) and a.images is not None
-                    and np.array_equal(a.images, b.images) for a, b in zip(trials, reference))
+    differences = [d for i, (a, b) in enumerate(zip(trials, reference)) for d in first_differences(i, a, b)]
+    for d in differences:
+        log(f'graph differs from in-process: {d}')
+    identical = not differences
     med = statistics.median
     result = {'T': cfg.T, 'trials': len(plain), 'camera': [camera.width, camera.height],
               'graph_images_per_s': images_per_s, 'graph_trial_ms': med(graph_ms),
