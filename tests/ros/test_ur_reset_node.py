@@ -174,6 +174,10 @@ def test_resets_wait_for_the_robot_program(graph_factory):
     g.driver.set_program_running(False)
     assert g.spin_until(future.done)
     assert not future.result().success
-    assert 'while moving to the start pose: the robot program stopped' in future.result().message
+    # the driver has the goal; whether its acceptance reached the node before the program's stop
+    # is up to the scheduler (a loaded machine: often not), and either way the move is cancelled
+    message = future.result().message
+    assert any(f'while {phase}: the robot program stopped' in message
+               for phase in ('moving to the start pose', 'sending the trajectory to the start pose')), message
     assert g.spin_until(lambda: g.driver.arm.move is None, 10.0), 'the move was not cancelled'
     assert max(abs(a - b) for a, b in zip(g.driver.arm.q, Q0)) > 0.1
