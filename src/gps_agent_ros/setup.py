@@ -41,6 +41,7 @@ setup(
             'gps-train = gps_agent_ros.train_cli:main',
             'gps-bringup = gps_agent_ros.bringup:main',
             'gps-evaluate = gps_agent_ros.evaluate_cli:main',
+            'composed_arm = gps_agent_ros.composed_arm:main',
             'controller_node = gps_agent_ros.controller_node:main',
             'sim_node = gps_agent_ros.sim_node:main',
             'trainer_node = gps_agent_ros.trainer_node:main',

@@ -218,6 +218,24 @@ def test_read_only_parent_of_out_is_one_line(tmp_path, capfd):
     assert not (locked / 'run').exists()
 
 
+@pytest.mark.parametrize('options,problem', [
+    (['--agent', 'ros', '--arms', '0'], '--arms must be >= 1, got 0'),
+    (['--agent', 'ros', '--arms', '2', '--namespace', 'a'], 'give --arms or --namespace, not both'),
+    (['--agent', 'ros', '--namespace', 'a', '--namespace', 'a/'], "--namespace values repeat: ['a', 'a']"),
+    (['--agent', 'ros', '--compose', '--attach'], '--compose starts the arms and --attach uses arms already running'),
+    (['--agent', 'inprocess', '--compose'], '--compose is an option of --agent ros'),
+    (['--agent', 'ros', '--domain-id', '233'], '--domain-id must be in 0..232, got 233'),
+])
+def test_bad_arm_options_are_one_line_and_touch_nothing(tmp_path, capfd, no_nodes, options, problem):
+    out = tmp_path / 'run'
+    out.mkdir()
+    (out / 'metrics.json').write_text('{}')   # an earlier run: --overwrite must not clear it for a typo
+    rc = gps_train([str(REPO / 'config' / 'ur5e_reach.yaml'), '--out', str(out), '--overwrite', *options])
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith(f'gps-train: {problem}'), lines
+    assert (out / 'metrics.json').read_text() == '{}'
+
+
 def test_installed_command_prints_one_line_without_traceback(tmp_path):
     """The console script itself, as a user runs it, with the ROS agent."""
     path = write_case(tmp_path, ur5e, setter('conditions[2].target_position[0]', NAN))

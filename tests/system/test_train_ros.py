@@ -128,6 +128,37 @@ def test_an_arm_killed_mid_run_leaves_the_run_going_on_the_others(tmp_path):
         _numbers(json.loads((tmp_path / 'ip' / 'metrics.json').read_text()))
 
 
+def test_composed_arms_match_inprocess_and_a_killed_one_leaves_the_run_going(tmp_path):
+    """--compose: each arm's sim_node and controller_node in one process. The trials are the
+    same (every number equals the in-process run), and SIGKILL to one arm's process leaves the
+    run going on the other."""
+    out = tmp_path / 'run'
+    env = dict(os.environ, ROS_DOMAIN_ID=str(101 + (os.getpid() + 11) % 100))
+    trainer = subprocess.Popen([sys.executable, '-m', 'gps_agent_ros.train_cli', str(UR5E), '--agent', 'ros',
+                                '--arms', '2', '--compose', '--out', str(out), '--iterations', '2'],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        log = out / 'logs' / 'arm1' / 'composed_arm.log'
+        deadline = time.monotonic() + 120.0
+        while not (log.exists() and log.read_text().count('ended COMPLETED') >= 2):
+            assert trainer.poll() is None and time.monotonic() < deadline, 'arm1 never ran a trial'
+            time.sleep(0.05)
+        arm1 = _node_pids(out / 'logs' / 'arm1' / 'params.yaml')
+        assert len(arm1) == 1 and b'composed_arm' in Path(f'/proc/{arm1[0]}/cmdline').read_bytes()
+        assert len(_node_pids(out / 'logs' / 'arm0' / 'params.yaml')) == 1
+        os.kill(arm1[0], signal.SIGKILL)
+        output, _ = trainer.communicate(timeout=240)
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+    assert trainer.returncode == 0, output
+    assert 'composed, one process per arm' in output
+    assert 'taking /arm1/run_trial out of the pool' in output and 'composed_arm in /arm1 exited' in output
+    assert gps_train([str(UR5E), '--agent', 'inprocess', '--out', str(tmp_path / 'ip'), '--iterations', '2']) == 0
+    assert _numbers(json.loads((out / 'metrics.json').read_text())) == \
+        _numbers(json.loads((tmp_path / 'ip' / 'metrics.json').read_text()))
+
+
 def test_attach_without_nodes_fails_clearly(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr('gps_agent_ros.ros_agent.RosAgent.SERVER_TIMEOUT_S', 2.0, raising=False)
     rc = gps_train([str(UR5E), '--agent', 'ros', '--attach', '--namespace', 'nobody_here',

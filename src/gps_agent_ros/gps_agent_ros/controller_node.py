@@ -231,7 +231,7 @@ class ControllerNode(Node):
         return self._lifecycle.active or self._unreported > 0
 
 
-def _stop(node: ControllerNode, reason: str, executor) -> None:
+def stop_controller(node: ControllerNode, reason: str, executor) -> None:
     """Stop commanding for good: zero the arm, end the running trial CANCELLED, hand its result over."""
     node.get_logger().warning(f"halted ({reason}): commanding zeros")
     node._lifecycle.halt(f"controller node shutting down ({reason})")
@@ -242,7 +242,7 @@ def _stop(node: ControllerNode, reason: str, executor) -> None:
 def main(args: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # a network policy runs on one thread
     import torch  # noqa: F401 - now, not in the first policy goal's callback (a 1-2 s stall)
-    return run_node(ControllerNode, "controller_node", args, _stop)
+    return run_node(ControllerNode, "controller_node", args, stop_controller)
 
 
 if __name__ == "__main__":

@@ -71,22 +71,27 @@ def run_node(make: Callable[[], Node], name: str, args: list[str] | None = None,
     """A node's main(): build it (a ValueError is a configuration mistake: one fatal line, exit
     1), spin it on an EventsExecutor until SIGINT/SIGTERM, then `stop(node, reason, executor)`
     (e.g. zero the arm and let a last result go out) and shut down cleanly: no callback races a
-    context that is already gone. extra(node): nodes it made that share the executor."""
+    context that is already gone. extra(node): more nodes in this process, sharing the executor
+    (built after node, destroyed before it; a ValueError there is fatal the same way)."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    nodes: list[Node] = []
     try:
-        node = make()
+        nodes.append(make())
+        nodes.extend(extra(nodes[0]) if extra is not None else [])
     except ValueError as exc:
         rclpy.logging.get_logger(name).fatal(str(exc))
+        for built in reversed(nodes):
+            built.destroy_node()
         rclpy.try_shutdown()
         return 1
     executor = EventsExecutor()
-    executor.add_node(node)
-    for other in (extra(node) if extra is not None else []):
-        executor.add_node(other)
+    for built in nodes:
+        executor.add_node(built)
     reason = spin_until_signal(executor)
     if stop is not None:
-        stop(node, reason, executor)
-    executor.remove_node(node)
-    node.destroy_node()
+        stop(nodes[0], reason, executor)
+    for built in reversed(nodes):
+        executor.remove_node(built)
+        built.destroy_node()
     rclpy.try_shutdown()
     return 0

@@ -75,16 +75,19 @@ class TrainerNode(Node):
 
 
 def run_ros_training(cfg: ExperimentConfig, out: Path, namespaces: list[str] | str = ('arm0',),
-                     attach: bool = False, progress=print, resume_from: Path | None = None) -> int:
+                     attach: bool = False, progress=print, resume_from: Path | None = None,
+                     composed: bool = False) -> int:
     """Train through the graph on the arms in `namespaces` (all busy at once); unless attach,
-    start a sim_node + controller_node pair in each first (logs in OUT/logs/<namespace>).
+    start a sim_node + controller_node pair in each first (logs in OUT/logs/<namespace>; composed:
+    the pair in one process, gps_agent_ros.composed_arm).
 
     The caller's environment decides ROS_DOMAIN_ID; DDS discovery stays on this host unless
     ROS_AUTOMATIC_DISCOVERY_RANGE says otherwise.
     """
     namespaces = [namespaces] if isinstance(namespaces, str) else list(namespaces)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    bringups = {} if attach else {ns: Bringup(cfg, ns, log_dir=out / 'logs' / ns).start() for ns in namespaces}
+    bringups = {} if attach else {ns: Bringup(cfg, ns, log_dir=out / 'logs' / ns, composed=composed).start()
+                                 for ns in namespaces}
     # the caller handles SIGINT/SIGTERM (gps-train: stop, zero the arms, one line); rclpy's own
     # handlers would shut the context down under the running trials first
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
@@ -94,7 +97,8 @@ def run_ros_training(cfg: ExperimentConfig, out: Path, namespaces: list[str] | s
     agent = None
     try:
         if bringups:
-            progress(f'bringup: sim_node + controller_node in {", ".join("/" + ns for ns in namespaces)} '
+            how = ' (composed, one process per arm)' if composed else ''
+            progress(f'bringup: sim_node + controller_node{how} in {", ".join("/" + ns for ns in namespaces)} '
                      f'(ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}, logs in {out / "logs"})')
         exp = Experiment(cfg)
         node.watch(exp)
