@@ -1,6 +1,9 @@
 """Lockstep sampling throughput: one batch of trials through the node graph with K = 1, 2, 4 arms
-(a sim_node + controller_node pair per arm, each its own pair of processes) against the
-in-process agent, in one run, on the same requests.
+against the in-process agent, in one run, on the same requests. Each arm is a sim_node +
+controller_node pair, run two ways: as two processes (`graph_kK`, as on a real arm, where the
+controller runs beside the driver) and composed in one process (`composed_kK`,
+gps_agent_ros.composed_arm: the same nodes and topics, the messages handed over inside the
+process).
 
 The batch is what one training iteration samples: config/ur5e_reach.yaml's 4 conditions x
 `--samples` samples (default 5 -> 20 trials of T = 100 steps), the initial controllers with each
@@ -8,10 +11,13 @@ trial's smoothed noise from its own seed (gps_agent_ros.trainer.trial_rng), sent
 `run_many` call (the trainer's work queue keeps every arm busy). Each setting first runs a
 warm-up batch of K trials; `--repeats` timed batches follow and the best is kept (the
 minimum is the least disturbed by other load). Every setting's trials must equal the
-in-process ones bit for bit (`identical`).
+in-process ones bit for bit (`identical`). `cores_busy`: CPU seconds of every process of the
+setting (the nodes and this one, the trainer) per second of the timed batches; on C cores no
+setting can be more than C / cores_busy(K = 1) times faster than K = 1 (`speedup_bound`).
 
 Targets on a 2-core machine: speedup_k2 >= 1.6, speedup_k4 >= 1.8 (trials/s vs K = 1), and the
-graph with 2 arms faster than the in-process agent (graph_k2_vs_inprocess > 1).
+graph with 2 arms faster than the in-process agent (graph_k2_vs_inprocess > 1); the same ratios
+are reported for the composed arms (composed_speedup_k2, ..., composed_k2_vs_inprocess).
 
     OPENBLAS_NUM_THREADS=1 ROS_DOMAIN_ID=93 python benchmarks/bench_parallel.py [--samples 5]
 
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -46,7 +53,8 @@ from gps_core.config import load_experiment  # noqa: E402
 from gps_core.policies import smoothed_noise  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-TARGETS = {'speedup_k2': 1.6, 'speedup_k4': 1.8, 'graph_k2_vs_inprocess': 1.0}
+TARGETS = {'speedup_k2': 1.6, 'speedup_k4': 1.8, 'graph_k2_vs_inprocess': 1.0,
+           'composed_speedup_k2': 1.6, 'composed_speedup_k4': 1.8, 'composed_k2_vs_inprocess': 1.0}
 
 
 def log(msg: str) -> None:
@@ -64,18 +72,32 @@ def requests(exp: Experiment, samples: int, iteration: int) -> list[TrialRequest
     return out
 
 
-def timed(agent, batch: list[TrialRequest], repeats: int) -> tuple[float, list]:
-    best, trials = float('inf'), []
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system, all threads) of this process and of `pids` so far (Linux /proc)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    total = usage.ru_utime + usage.ru_stime
+    for pid in pids:
+        fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+    return total
+
+
+def timed(agent, batch: list[TrialRequest], repeats: int, pids: list[int] = ()) -> tuple[float, float, list]:
+    """(best seconds of `repeats` batches, cores busy over all of them, the last batch's trials)."""
+    best, trials, wall, cpu = float('inf'), [], 0.0, cpu_seconds(list(pids))
     for _ in range(repeats):
         start = time.perf_counter()
         trials = agent.run_many(batch)
-        best = min(best, time.perf_counter() - start)
-    return best, trials
+        seconds = time.perf_counter() - start
+        best, wall = min(best, seconds), wall + seconds
+    return best, (cpu_seconds(list(pids)) - cpu) / wall, trials
 
 
-def graph(cfg, exp: Experiment, k: int, batch, repeats: int, log_dir: Path) -> tuple[float, list]:
-    namespaces = [f'bench_par{k}_{i}_{os.getpid()}' for i in range(k)]
-    bringups = {ns: Bringup(cfg, ns, 'lockstep', log_dir / ns).start() for ns in namespaces}
+def graph(cfg, exp: Experiment, k: int, batch, repeats: int, log_dir: Path,
+          composed: bool = False) -> tuple[float, float, list]:
+    layout = 'composed' if composed else 'graph'
+    namespaces = [f'bench_{layout}{k}_{i}_{os.getpid()}' for i in range(k)]
+    bringups = {ns: Bringup(cfg, ns, 'lockstep', log_dir / ns, composed=composed).start() for ns in namespaces}
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node(f'bench_parallel_{os.getpid()}', context=context)
@@ -84,7 +106,7 @@ def graph(cfg, exp: Experiment, k: int, batch, repeats: int, log_dir: Path) -> t
     try:
         agent = RosAgent(node, executor, exp, namespaces, arm_health=lambda ns: bringups[ns].dead())
         agent.run_many(requests(exp, 1, 99)[:k])                     # warm-up: every arm once
-        return timed(agent, batch, repeats)
+        return timed(agent, batch, repeats, [p.pid for b in bringups.values() for p in b.procs.values()])
     finally:
         node.destroy_node()
         executor.shutdown()
@@ -110,24 +132,31 @@ def main() -> None:
     local = InProcessAgent(exp)
     try:
         local.run_many(batch[:1])
-        seconds, reference = timed(local, batch, args.repeats)
+        seconds, busy, reference = timed(local, batch, args.repeats)
     finally:
         local.close()
     result: dict = {'trials': len(batch), 'T': cfg.T, 'cpus': os.cpu_count(),
-                    'inprocess': {'seconds': seconds, 'trials_per_s': len(batch) / seconds}}
-    log(f'in-process: {seconds:.2f} s, {len(batch) / seconds:.2f} trials/s')
-    for k in args.arms:
-        seconds, trials = graph(cfg, exp, k, batch, args.repeats, log_dir)
-        same = all(np.array_equal(a.X, b.X) and np.array_equal(a.U, b.U) for a, b in zip(trials, reference))
-        result[f'graph_k{k}'] = {'seconds': seconds, 'trials_per_s': len(batch) / seconds, 'identical': same,
-                                 'trials_per_arm': {a: sum(t.arm == a for t in trials) for a in sorted({t.arm for t in trials})}}
-        log(f'graph, {k} arm(s): {seconds:.2f} s, {len(batch) / seconds:.2f} trials/s, identical to in-process: {same}')
+                    'inprocess': {'seconds': seconds, 'trials_per_s': len(batch) / seconds, 'cores_busy': busy}}
+    log(f'in-process: {seconds:.2f} s, {len(batch) / seconds:.2f} trials/s, {busy:.2f} cores busy')
+    for layout in ('graph', 'composed'):
+        for k in args.arms:
+            seconds, busy, trials = graph(cfg, exp, k, batch, args.repeats, log_dir, composed=layout == 'composed')
+            same = all(np.array_equal(a.X, b.X) and np.array_equal(a.U, b.U) for a, b in zip(trials, reference))
+            result[f'{layout}_k{k}'] = {
+                'seconds': seconds, 'trials_per_s': len(batch) / seconds, 'cores_busy': busy, 'identical': same,
+                'trials_per_arm': {a: sum(t.arm == a for t in trials) for a in sorted({t.arm for t in trials})}}
+            log(f'{layout}, {k} arm(s): {seconds:.2f} s, {len(batch) / seconds:.2f} trials/s, {busy:.2f} cores busy, '
+                f'identical to in-process: {same}')
     rate = {key: v['trials_per_s'] for key, v in result.items() if isinstance(v, dict)}
-    for k in (2, 4):
-        if f'graph_k{k}' in rate and 'graph_k1' in rate:
-            result[f'speedup_k{k}'] = rate[f'graph_k{k}'] / rate['graph_k1']
-    if 'graph_k2' in rate:
-        result['graph_k2_vs_inprocess'] = rate['graph_k2'] / rate['inprocess']
+    for layout, prefix in (('graph', ''), ('composed', 'composed_')):
+        if f'{layout}_k1' not in rate:
+            continue
+        for k in (2, 4):
+            if f'{layout}_k{k}' in rate:
+                result[f'{prefix}speedup_k{k}'] = rate[f'{layout}_k{k}'] / rate[f'{layout}_k1']
+        result[f'{prefix}speedup_bound'] = os.cpu_count() / result[f'{layout}_k1']['cores_busy']
+        if f'{layout}_k2' in rate:
+            result[f'{layout}_k2_vs_inprocess'] = rate[f'{layout}_k2'] / rate['inprocess']
     result['targets'] = TARGETS
     result['targets_met'] = {name: result[name] >= bound for name, bound in TARGETS.items() if name in result}
     log('targets: ' + ', '.join(f"{n} {result[n]:.2f} ({'met' if ok else 'NOT met'}, >= {TARGETS[n]})"
