@@ -9,7 +9,8 @@ import pytest
 from gps_controllers.linear_gaussian_controller import InvalidController
 from gps_controllers.safety import SafetyFilter
 from gps_controllers.state_encoder import StateEncoder
-from gps_controllers.trial_lifecycle import LifecycleTimeouts, Phase, TrialLifecycle, TrialOutcome
+from gps_controllers.trial_lifecycle import (FEEDBACK_EVERY, FEEDBACK_MIN_S, LifecycleTimeouts, Phase, TrialLifecycle,
+                                             TrialOutcome)
 from gps_controllers.trial_runner import TrialStatus
 from gps_controllers.trial_spec import LinearGaussianSpec, TrialSpec
 
@@ -352,6 +353,18 @@ def test_heartbeat_in_every_phase(life, port, robot):
     assert port.feedback_phases[-1] == "starting"
     feed(life, 10, now=1.72)          # the 10th step: feedback for progress, not for time
     assert port.feedback_phases[-1] == "running" and port.feedback_steps[-1] == 10
+
+
+@pytest.mark.parametrize("step_s,expected", [(0.01, [10, 20]), (0.004, [20]), (0.001, [])])
+def test_progress_feedback_every_ten_steps_at_most_every_50_ms(life, port, robot, step_s, expected):
+    """Every FEEDBACK_EVERY steps, thinned when steps come fast (a lockstep arm: ~1 ms a step), so
+    a client hears of progress at 20 Hz at most; liveness is the heartbeat's (above)."""
+    assert (FEEDBACK_EVERY, FEEDBACK_MIN_S) == (10, 0.05)
+    to_starting(life, port, robot, now=1.0)
+    for i in range(T):
+        life.on_state(Q0, np.zeros(6), 10.0 + i * DT, 1.0 + i * step_s)
+    assert port.outcome.status is TrialStatus.COMPLETED
+    assert port.feedback_steps == expected
 
 
 def test_another_commander_or_a_foreign_reset_ends_the_trial(port, robot):

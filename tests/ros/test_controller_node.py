@@ -379,8 +379,8 @@ def test_constant_offsets_run_T_steps(arm, encoder, targets):
     assert np.all(np.abs(latencies) <= DT + 1e-9), latencies
     print(f"compute per step: median {np.median(compute) * 1e6:.1f} us, max "
           f"{compute.max() * 1e6:.1f} us")
-    assert arm.feedback and arm.feedback[-1] <= T and arm.feedback == sorted(arm.feedback)
-    assert {10, 20, 30, 40} <= set(arm.feedback)          # every 10 steps (and heartbeats)
+    # progress (every 10 steps, at most at 20 Hz: test_trial_lifecycle) and heartbeats, in order
+    assert arm.feedback == sorted(arm.feedback) and all(s <= T for s in arm.feedback)
     commands = arm.arm.take_commands()
     nonzero = [c for c in commands if c.any()]
     np.testing.assert_array_equal(np.array(nonzero), U)  # exactly what was recorded was sent

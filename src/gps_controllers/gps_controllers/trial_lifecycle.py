@@ -62,7 +62,9 @@ from gps_controllers.trial_runner import TrialRunner, TrialStatus
 from gps_controllers.trial_spec import TrialPlan, TrialSpec, plan_trial
 from gps_core.disturbance_plan import DisturbancePlan
 
-FEEDBACK_EVERY = 10     # steps between feedback messages while running
+FEEDBACK_EVERY = 10     # steps between feedback messages while running ...
+FEEDBACK_MIN_S = 0.05   # ... and not more often than this: a lockstep arm steps in ~1 ms, and each
+                        # message costs the client a wake-up (progress at 20 Hz is enough to watch)
 HEARTBEAT_S = 0.5       # and at least this often in every phase (a liveness signal for the client)
 INTEGRITY_CHECK_S = 0.1  # how often the command topic's publishers are looked at while running
 
@@ -245,7 +247,7 @@ class TrialLifecycle:
                 self._port.publish(u)
                 self._unanswered += 1
                 runner.mark_published(self._clock())
-                if runner.steps % FEEDBACK_EVERY == 0:
+                if runner.steps % FEEDBACK_EVERY == 0 and now - self._last_feedback >= FEEDBACK_MIN_S:
                     self._feedback(now)
             if runner.done:
                 self._end_run()
