@@ -96,6 +96,7 @@ class NodeRecord:
     namespace: str | None
     parameters: dict[str, Any]          # the dict parameters, merged in order
     arguments: list[str] = field(default_factory=list)   # command-line arguments, performed
+    parameter_files: list[str] = field(default_factory=list)   # parameters given as a YAML file path
 
 
 @dataclass
@@ -190,12 +191,15 @@ def _process(entities: list, context: LaunchContext, record: LaunchRecord) -> No
                                                              context)), args))
         elif isinstance(entity, Node):
             params: dict[str, Any] = {}
+            files: list[str] = []
             for p in entity.parameters:
                 if isinstance(p, dict):
                     params.update({perform(k, context): perform(v, context) for k, v in p.items()})
+                else:   # launch_ros: a path is handed to the process as --params-file
+                    files.append(str(perform(p, context)))
             arguments = [str(perform(a, context)) for a in entity.kwargs.get('arguments', [])]
             record.nodes.append(NodeRecord(entity.package, entity.executable, entity.name, entity.namespace, params,
-                                           arguments))
+                                           arguments, files))
         elif isinstance(entity, LaunchDescription):
             _process(entity.entities, context, record)
         else:

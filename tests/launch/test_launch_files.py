@@ -62,7 +62,8 @@ def exec_depends() -> set[str]:
 def test_launch_files_start_installed_executables(prefix):
     scripts = {ep.name: ep for ep in importlib.metadata.distribution('gps_agent_ros').entry_points
                if ep.group == 'console_scripts'}
-    for name, record in {**launches(prefix), 'sim-rviz': run(SIM, launch_rviz='true')}.items():
+    for name, record in {**launches(prefix), 'sim-rviz': run(SIM, launch_rviz='true'),
+                         'sim-composed': run(SIM, compose='true')}.items():
         assert record.nodes, f'{name} starts no node'
         for node in record.nodes:
             if node.package != 'gps_agent_ros':   # another package's node: rosdep must install it
@@ -103,6 +104,25 @@ def test_every_parameter_a_launch_file_passes_is_declared_by_its_node(prefix, la
     assert checked
     for node in checked:
         assert undeclared(classes[node.executable], node.parameters) == set(), node.executable
+
+
+@pytest.mark.parametrize('mode', ['lockstep', 'realtime'])
+def test_sim_launch_compose_runs_both_nodes_in_one_process_with_their_own_parameters(prefix, mode):
+    """compose:=true: one composed_arm process whose --params-file gives each node, by its full
+    name, exactly what the two-process launch gives it; each node declares all of it."""
+    separate, composed = run(SIM, mode=mode), run(SIM, mode=mode, compose='true')
+    ns = separate.arguments['namespace']
+    arm = composed.node('composed_arm')
+    assert arm.namespace == ns and arm.name is None and arm.parameters == {}   # names: the nodes' own
+    assert len(arm.parameter_files) == 1
+    sections = yaml.safe_load(Path(arm.parameter_files[0]).read_text())
+    assert set(sections) == {f'/{ns}/sim_node', f'/{ns}/controller_node'}
+    classes = node_classes()
+    for name in ('sim_node', 'controller_node'):
+        params = sections[f'/{ns}/{name}']['ros__parameters']
+        assert params == separate.node(name).parameters
+        assert undeclared(classes[name], params) == set(), name
+    assert not {'sim_node', 'controller_node'} & {n.executable for n in composed.nodes}
 
 
 def test_ur_launch_configures_the_reset_node_for_the_trials_and_the_robot(prefix):
