@@ -5,7 +5,7 @@
         [launch_rviz:=false]
 
 In the arm's namespace: sim_node, controller_node (compose:=true: both in one composed_arm process,
-their parameters in one file keyed by each node's name; ~2/3 of the CPU per lockstep trial) and
+their parameters in one file keyed by each node's name; less CPU per lockstep trial) and
 robot_state_publisher (robot_description
 from the experiment's URDF; it turns the sim's joint_states into TF, so rviz's RobotModel shows
 the arm). trainer_node publishes gps/markers (targets, sampled paths). launch_rviz:=true also

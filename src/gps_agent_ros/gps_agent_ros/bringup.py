@@ -7,7 +7,7 @@ and gets SIGTERM from the kernel when this process dies without a word (SIGKILL,
 PR_SET_PDEATHSIG), so no node outlives the run that started it.
 On a ROS 2 install, `ros2 launch gps_agent_ros sim.launch.py` starts the same nodes.
 `composed=True` (--compose) runs the two nodes of each arm in one composed_arm process instead:
-the same graph at about 2/3 of the CPU per lockstep trial (gps_agent_ros.composed_arm).
+the same graph with less CPU per lockstep trial (gps_agent_ros.composed_arm).
 
     gps-bringup config/ur5e_reach.yaml [--namespace arm0 ...] [--arms K] [--mode lockstep|realtime]
                 [--compose] [--domain-id N]

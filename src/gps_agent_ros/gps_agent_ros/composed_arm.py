@@ -5,8 +5,8 @@ controller_node (`ros2 node list` shows both; parameters and remappings as for t
 executables, e.g. one --params-file keyed /ns/sim_node and /ns/controller_node). What changes is
 the transport: Fast DDS hands their messages over inside the process (no shared-memory segment,
 no wake-up of another process), and in lockstep the step's chain, command -> physics ->
-joint_states -> controller -> command, runs on one thread without sleeping. A lockstep trial costs
-about 2/3 of the CPU time of the two-process pair (benchmarks/README.md, bench_parallel).
+joint_states -> controller -> command, runs on one thread without sleeping: a lockstep trial takes
+less CPU than with the two processes (measured in benchmarks/README.md, bench_parallel).
 
 For simulated arms only: a real arm's controller_node runs beside its driver, never inside it.
 Either node failing ends the process, and so the arm (the trainer takes it out of the pool).

@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help='(--agent ros) K arms sampling in parallel: namespaces arm0 .. arm{K-1}')
     p.add_argument('--compose', action='store_true',
                    help="(--agent ros) run each simulated arm's sim_node and controller_node in one process "
-                        "(the same topics; ~1/3 less CPU per lockstep trial)")
+                        "(the same topics; less CPU per lockstep trial)")
     p.add_argument('--domain-id', type=int, default=None, help='(--agent ros) ROS_DOMAIN_ID for this run')
     p.add_argument('--out', type=Path, default=None, help='output folder (default: runs/<experiment>)')
     p.add_argument('--iterations', type=int, default=None, help='override the YAML iteration count')
