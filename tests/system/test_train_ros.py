@@ -323,7 +323,7 @@ def test_sigterm_or_ctrl_c_stops_cleanly_with_one_line(tmp_path, sig):
             executor.spin_once(timeout_sec=0.05)
         pids = _node_pids(out / 'logs' / 'arm_stop' / 'params.yaml')
         trainer.send_signal(sig)
-        _, err = trainer.communicate(timeout=30)
+        out_text, err = trainer.communicate(timeout=30)
         for _ in range(20):
             executor.spin_once(timeout_sec=0.05)
     finally:
@@ -332,7 +332,9 @@ def test_sigterm_or_ctrl_c_stops_cleanly_with_one_line(tmp_path, sig):
         node.destroy_node()
         executor.shutdown()
         rclpy.shutdown(context=context)
-    assert trainer.returncode == 128 + sig
+    # on failure, what gps-train said (a 'gps-train: ...' line on stdout names a failed run)
+    assert trainer.returncode == 128 + sig, \
+        f'exit {trainer.returncode}\nstdout:\n{out_text[-3000:]}\nstderr:\n{err[-3000:]}'
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines == [f'gps-train: {signal.Signals(sig).name}: stopped; no iteration was complete'], err
     assert not [p for p in pids if Path(f'/proc/{p}').exists() and b'zombie' not in _status(p)]
