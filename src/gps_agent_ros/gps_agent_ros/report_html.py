@@ -19,7 +19,6 @@ normally the first and the latest iteration. ``targets [M, 3]`` are those points
 """
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from gps_agent_ros.svg_chart import esc, finite, fmt, line_chart, points
 
 # Per-condition colors (matplotlib's tab20, dark shades first): distinct for up to 20 conditions.
 _COLORS = ('#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f',
@@ -80,7 +81,7 @@ def render_report(metrics: Mapping[str, Any], *, threshold: float,
     if len(names) < n_cond:
         raise ValueError(f'{len(names)} condition names for {n_cond} conditions')
     title = str(metrics.get('experiment', 'GPS run'))
-    body = [f'<h1>{_esc(title)}</h1>', _summary(metrics, records, threshold, algorithm)]
+    body = [f'<h1>{esc(title)}</h1>', _summary(metrics, records, threshold, algorithm)]
     body.append(_cost_section(records, names, threshold))
     if paths:
         body.append(_paths_section(paths, targets, names))
@@ -91,7 +92,7 @@ def render_report(metrics: Mapping[str, Any], *, threshold: float,
     body.append(_seconds_section(records))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{_esc(title)}: GPS report</title><style>{_CSS}</style></head>\n<body>\n'
+            f'<title>{esc(title)}: GPS report</title><style>{_CSS}</style></head>\n<body>\n'
             + '\n'.join(b for b in body if b) + f'\n<script>{_JS}</script>\n</body></html>\n')
 
 
@@ -107,22 +108,22 @@ def _summary(metrics: Mapping[str, Any], records: list[dict], threshold: float, 
         d = last['final_ee_distance']
         items.append((f'conditions within {threshold} m, iteration {last.get("iteration")}',
                       f'{sum(_le(x, threshold) for x in d)}/{len(d)}'))
-    rows = ''.join(f'<tr><th>{_esc(k)}</th>{_cell("not yet" if v is None else v)}</tr>' for k, v in items
+    rows = ''.join(f'<tr><th>{esc(k)}</th>{_cell("not yet" if v is None else v)}</tr>' for k, v in items
                    if v is not None or k.endswith('solved at iteration'))
     return f'<table id="summary" class="summary">{rows}</table>'
 
 
 def _cost_section(records: list[dict], names: list[str], threshold: float) -> str:
     its = [r.get('iteration') for r in records]
-    cost_chart = _chart('mean trajectory cost', its, [('mean cost', [r.get('mean_cost') for r in records],
-                                                       _COLORS[0], '')], ylabel='cost')
+    cost_chart = line_chart('mean trajectory cost', its, [('mean cost', [r.get('mean_cost') for r in records],
+                                                           _COLORS[0], '')], ylabel='cost')
     dist_series = [(f'condition {n}', _column(records, 'final_ee_distance', m), _color(m), '')
                    for m, n in enumerate(names)]
     if any('policy_final_ee_distance' in r for r in records):
         dist_series += [(f'network, condition {n}', _column(records, 'policy_final_ee_distance', m),
                          _color(m), '4 3') for m, n in enumerate(names)]
-    dist_chart = _chart('final end-effector distance', its, dist_series, ylabel='m', log=True,
-                        hline=(threshold, f'success {threshold} m'))
+    dist_chart = line_chart('final end-effector distance', its, dist_series, ylabel='m', log=True,
+                            hline=(threshold, f'success {threshold} m'))
     summary_cols = [('samples', lambda r: r.get('samples')), ('mean cost', lambda r: r.get('mean_cost')),
                     ('mean final distance [m]', lambda r: _mean(r.get('final_ee_distance'))),
                     ('worst final distance [m]', lambda r: _max(r.get('final_ee_distance'))),
@@ -141,13 +142,13 @@ def _traj_opt_section(records: list[dict], names: list[str]) -> str:
     kl_series = [(f'KL, condition {n}', _column(records, 'kl', m), _color(m), '') for m, n in enumerate(names)]
     kl_series += [(f'ε, condition {n}', _column(records, 'kl_step', m), _color(m), '4 3')
                   for m, n in enumerate(names)]
-    charts = [_chart('KL(p_new ‖ p_old) (solid) and its bound ε (dashed)', its, kl_series, ylabel='nats', log=True),
-              _chart('η (Lagrange multiplier of the KL bound)', its,
-                     [(f'condition {n}', _column(records, 'eta', m), _color(m), '') for m, n in enumerate(names)],
-                     log=True),
-              _chart('step-size multiplier', its,
-                     [(f'condition {n}', _column(records, 'step_mult', m), _color(m), '')
-                      for m, n in enumerate(names)], log=True)]
+    def per_condition(key: str) -> list:
+        return [(f'condition {n}', _column(records, key, m), _color(m), '') for m, n in enumerate(names)]
+
+    charts = [line_chart('KL(p_new ‖ p_old) (solid) and its bound ε (dashed)', its, kl_series, ylabel='nats',
+                         log=True),
+              line_chart('η (Lagrange multiplier of the KL bound)', its, per_condition('eta'), log=True),
+              line_chart('step-size multiplier', its, per_condition('step_mult'), log=True)]
     tables = [_condition_table('kl', 'Achieved KL per condition', records, names),
               _condition_table('kl_step', 'KL bound ε per condition', records, names),
               _condition_table('eta', 'η per condition', records, names),
@@ -160,9 +161,9 @@ def _policy_section(records: list[dict], names: list[str], threshold: float) -> 
     its = [r.get('iteration') for r in records]
     train_rate = [_rate_within(r.get('policy_final_ee_distance'), threshold) for r in records]
     test_rate = [r.get('policy_test_success_rate') for r in records]
-    chart = _chart(f'network alone: share of conditions within {threshold} m', its,
-                   [('training conditions', train_rate, _COLORS[0], ''),
-                    ('test conditions', test_rate, _COLORS[1], '4 3')], ylabel='share', ylim=(0.0, 1.0))
+    chart = line_chart(f'network alone: share of conditions within {threshold} m', its,
+                       [('training conditions', train_rate, _COLORS[0], ''),
+                        ('test conditions', test_rate, _COLORS[1], '4 3')], ylabel='share', ylim=(0.0, 1.0))
     cols = [('training conditions reached', lambda r: _count_within(r.get('policy_final_ee_distance'), threshold)),
             ('training success rate', lambda r: _rate_within(r.get('policy_final_ee_distance'), threshold)),
             ('test success rate', lambda r: r.get('policy_test_success_rate')),
@@ -265,7 +266,7 @@ def _panel_svg(m: int, cond: dict, drawn: list[tuple[str, np.ndarray]]) -> str:
             xy = xy[np.isfinite(xy).all(axis=1)]
             if not len(xy):
                 continue
-            pts = _points(xy)
+            pts = points(xy)
             parts.append(f'<polyline class="path {role}" stroke="{color}" points="{pts}"/>'
                          f'<circle class="start" cx="{xy[0, 0]:.1f}" cy="{xy[0, 1]:.1f}" r="2.5" '
                          f'stroke="{color}"/>')
@@ -279,7 +280,7 @@ def _panel_svg(m: int, cond: dict, drawn: list[tuple[str, np.ndarray]]) -> str:
                  f'x2="{_TRIAD + 0.8 * _TRIAD * R[0, i]:.1f}" y2="{_VIEW - _TRIAD - 0.8 * _TRIAD * R[1, i]:.1f}"/>')
     return (f'<figure class="view"><svg class="view3d" data-index="{m}" width="{_VIEW}" height="{_VIEW}" '
             f'viewBox="0 0 {_VIEW} {_VIEW}"><g class="axes">{axes}</g><g class="scene">{"".join(parts)}</g></svg>'
-            f'<figcaption>condition {_esc(cond["name"])}</figcaption></figure>')
+            f'<figcaption>condition {esc(cond["name"])}</figcaption></figure>')
 
 
 def _rotation(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
@@ -295,10 +296,10 @@ def _rotation(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ tables
 def _table(table_id: str, caption: str, records: list[dict], cols) -> str:
-    head = '<tr><th>iteration</th>' + ''.join(f'<th>{_esc(name)}</th>' for name, _ in cols) + '</tr>'
+    head = '<tr><th>iteration</th>' + ''.join(f'<th>{esc(name)}</th>' for name, _ in cols) + '</tr>'
     rows = ''.join('<tr>' + _cell(r.get('iteration'), header=True) + ''.join(_cell(f(r)) for _, f in cols)
                    + '</tr>' for r in records)
-    return (f'<div class="table"><table id="{table_id}"><caption>{_esc(caption)}</caption>'
+    return (f'<div class="table"><table id="{table_id}"><caption>{esc(caption)}</caption>'
             f'<thead>{head}</thead><tbody>{rows}</tbody></table></div>')
 
 
@@ -313,135 +314,22 @@ def _cell(value: Any, header: bool = False) -> str:
     if value is None:
         return f'<{tag}></{tag}>'
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return f'<{tag}>{_esc(value)}</{tag}>'
+        return f'<{tag}>{esc(value)}</{tag}>'
     if isinstance(value, (int, np.integer)):
         return f'<{tag} class="num" data-value="{int(value)}">{int(value)}</{tag}>'
     v = float(value)
-    return f'<{tag} class="num" data-value="{v!r}">{_fmt(v)}</{tag}>'
-
-
-def _fmt(v: float) -> str:
-    """4 significant digits, plain notation where that stays short."""
-    if not math.isfinite(v):
-        return str(v)
-    if v == 0 or 1e-3 <= abs(v) < 1e5:
-        return f'{v:.4g}'
-    return f'{v:.3e}'
-
-
-# ------------------------------------------------------------------------------ charts
-def _chart(title: str, xs: Sequence, series: Sequence[tuple[str, Sequence, str, str]], *,
-           ylabel: str = '', log: bool = False, hline: tuple[float, str] | None = None,
-           ylim: tuple[float, float] | None = None) -> str:
-    """A line chart as inline SVG. series: (label, ys, color, dash pattern ('' solid)); points
-    that are missing, non-finite (or <= 0 on a log axis) are left out."""
-    W, H, L, R, T, B = 440, 250, 62, 12, 26, 34
-    pts = []
-    for label, ys, color, dash in series:
-        p = [(float(x), float(y)) for x, y in zip(xs, ys)
-             if x is not None and _finite(y) and (not log or float(y) > 0)]
-        pts.append((label, p, color, dash))
-    allx = [x for _, p, _, _ in pts for x, _ in p]
-    ally = [y for _, p, _, _ in pts for _, y in p]
-    if hline is not None and (not log or hline[0] > 0):
-        ally.append(hline[0])
-    if not allx:
-        return (f'<figure class="chart"><svg width="{W}" height="{H}"><text x="{W / 2}" y="{H / 2}" '
-                f'text-anchor="middle" class="muted">no data</text></svg><figcaption>{_esc(title)}'
-                f'</figcaption></figure>')
-    x0, x1 = min(allx), max(allx)
-    if x1 == x0:
-        x0, x1 = x0 - 0.5, x1 + 0.5
-    if ylim is not None:
-        y0, y1 = ylim
-    else:
-        y0, y1 = min(ally), max(ally)
-    f = math.log10 if log else (lambda v: v)
-    fy0, fy1 = f(y0), f(y1)
-    if fy1 - fy0 < 1e-12:
-        fy0, fy1 = fy0 - (0.5 if log else max(abs(fy0) * 0.1, 0.5)), fy1 + (0.5 if log else max(abs(fy1) * 0.1, 0.5))
-    pad = 0.05 * (fy1 - fy0)
-    fy0, fy1 = fy0 - pad, fy1 + pad
-
-    def sx(x: float) -> float:
-        return L + (x - x0) / (x1 - x0) * (W - L - R)
-
-    def sy(y: float) -> float:
-        return T + (fy1 - f(y)) / (fy1 - fy0) * (H - T - B)
-
-    out = [f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" class="frame"/>']
-    for tv in _yticks(fy0, fy1, log):
-        y = sy(tv)
-        out.append(f'<line x1="{L}" x2="{W - R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-                   f'<text x="{L - 4}" y="{y + 3:.1f}" text-anchor="end">{tv:.4g}</text>')
-    for tx in _xticks(x0, x1):
-        x = sx(tx)
-        out.append(f'<text x="{x:.1f}" y="{H - B + 14}" text-anchor="middle">{tx:g}</text>')
-    out.append(f'<text x="{(L + W - R) / 2}" y="{H - 4}" text-anchor="middle" class="muted">iteration</text>')
-    if ylabel:
-        out.append(f'<text x="12" y="{(T + H - B) / 2}" transform="rotate(-90 12 {(T + H - B) / 2})" '
-                   f'text-anchor="middle" class="muted">{_esc(ylabel)}</text>')
-    if hline is not None and (not log or hline[0] > 0):
-        y = sy(hline[0])
-        out.append(f'<line x1="{L}" x2="{W - R}" y1="{y:.1f}" y2="{y:.1f}" class="hline">'
-                   f'<title>{_esc(hline[1])}</title></line>')
-    for label, p, color, dash in pts:
-        if not p:
-            continue
-        d = ' '.join(f'{sx(x):.1f},{sy(y):.1f}' for x, y in p)
-        dash_attr = f' stroke-dasharray="{dash}"' if dash else ''
-        out.append(f'<polyline points="{d}" stroke="{color}"{dash_attr} class="series">'
-                   f'<title>{_esc(label)}</title></polyline>')
-        out.extend(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.2" fill="{color}">'
-                   f'<title>{_esc(label)}, iteration {_fmt(x)}: {_fmt(y)}</title></circle>' for x, y in p)
-    return (f'<figure class="chart"><svg width="{W}" height="{H}" viewBox="0 0 {W} {H}">{"".join(out)}</svg>'
-            f'<figcaption>{_esc(title)}</figcaption></figure>')
-
-
-def _yticks(f0: float, f1: float, log: bool) -> list[float]:
-    """Tick values (data units) inside the transformed range [f0, f1]."""
-    if log:
-        lo, hi = math.ceil(f0), math.floor(f1)
-        if hi >= lo:
-            step = max(1, math.ceil((hi - lo + 1) / 6))
-            return [10.0 ** e for e in range(lo, hi + 1, step)]
-        return [10.0 ** ((f0 + f1) / 2)]
-    step = _nice_step((f1 - f0) / 5)
-    start = math.ceil(f0 / step) * step
-    return [start + i * step for i in range(int((f1 - start) / step) + 1)]
-
-
-def _xticks(x0: float, x1: float) -> list[float]:
-    step = max(1, math.ceil((x1 - x0) / 10))
-    return [float(v) for v in range(math.ceil(x0), math.floor(x1) + 1, step)]
-
-
-def _nice_step(raw: float) -> float:
-    mag = 10.0 ** math.floor(math.log10(raw))
-    for m in (1, 2, 2.5, 5, 10):
-        if m * mag >= raw:
-            return m * mag
-    return 10 * mag
+    return f'<{tag} class="num" data-value="{v!r}">{fmt(v)}</{tag}>'
 
 
 def _legend(names: list[str]) -> str:
     return ('<p class="legend">' + ''.join(f'<span class="key"><span class="swatch" style="background:'
-                                           f'{_color(m)}"></span>{_esc(n)}</span>' for m, n in enumerate(names))
+                                           f'{_color(m)}"></span>{esc(n)}</span>' for m, n in enumerate(names))
             + ' <span class="muted">(dashed: the bound ε, or the network alone)</span></p>')
 
 
 # ------------------------------------------------------------------------------ helpers
-def _points(xy: np.ndarray) -> str:
-    """[K, 2] pixels -> an SVG points list, 0.1 px."""
-    return ('%.1f,%.1f ' * len(xy) % tuple(xy.ravel().tolist())).rstrip()
-
-
 def _color(m: int) -> str:
     return _COLORS[m % len(_COLORS)]
-
-
-def _esc(v: Any) -> str:
-    return html.escape(str(v), quote=True)
 
 
 def _json(data: Any) -> str:
@@ -464,10 +352,6 @@ def _nulls(v):
     return v if math.isfinite(v) else None
 
 
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _column(records: list[dict], key: str, m: int) -> list:
     return [_at(r.get(key), m) for r in records]
 
@@ -477,7 +361,7 @@ def _at(values: Sequence | None, m: int) -> Any:
 
 
 def _finite_values(values: Iterable | None) -> list[float]:
-    return [float(v) for v in (values or []) if _finite(v)]
+    return [float(v) for v in (values or []) if finite(v)]
 
 
 def _mean(values: Sequence | None) -> float | None:
@@ -491,7 +375,7 @@ def _max(values: Sequence | None) -> float | None:
 
 
 def _le(v: Any, threshold: float) -> bool:
-    return _finite(v) and float(v) <= threshold
+    return finite(v) and float(v) <= threshold
 
 
 def _count_within(values: Sequence | None, threshold: float) -> str | None:
