@@ -33,7 +33,8 @@ DRIVER_ARGUMENTS = ('ur_type', 'robot_ip', 'use_mock_hardware', 'launch_rviz', '
 
 def _nodes(context):
     from gps_agent_ros.node_params import controller_parameters
-    from gps_agent_ros.ur_reset import PROGRAM_RUNNING_TOPIC, ResetSettings, reset_node_parameters
+    from gps_agent_ros.ur_controllers import PROGRAM_RUNNING_TOPIC
+    from gps_agent_ros.ur_reset import ResetSettings, reset_node_parameters
     from gps_core.config import load_experiment
 
     def arg(name: str) -> str:

@@ -21,8 +21,8 @@ from rclpy.parameter import Parameter
 from fakes.launch_api import LaunchError, LaunchRecord, ament_prefix, evaluate
 from fakes.ur_driver import releases
 from gps_agent_ros import markers
-from gps_agent_ros.ur_reset import (ControllerInfo, ResetSettings, choose_reset_controller,
-                                    trial_controller_problem)
+from gps_agent_ros.ur_controllers import ControllerInfo, choose_reset_controller, trial_controller_problem
+from gps_agent_ros.ur_reset import ResetSettings
 from gps_core.config import load_experiment
 
 REPO = Path(__file__).resolve().parents[2]

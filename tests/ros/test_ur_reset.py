@@ -15,10 +15,9 @@ import pytest
 
 from fakes.ur_driver import (HOME, STRICT, UR_JOINTS, ArmModel, ControllerManagerModel,
                              DriverRelease, releases)
-from gps_agent_ros.ur_reset import (CancelTrajectory, ControllerInfo, ListControllersCall,
-                                    ResetDone, ResetPhase, ResetSequence, ResetSettings,
-                                    RobotProgramMonitor, SwitchCall, SwitchError, TrajectoryGoal,
-                                    by_name, plan_activation, reset_node_parameters)
+from gps_agent_ros.ur_controllers import ControllerInfo, RobotProgramMonitor, SwitchError, by_name, plan_activation
+from gps_agent_ros.ur_reset import (CancelTrajectory, ListControllersCall, ResetDone, ResetPhase, ResetSequence,
+                                    ResetSettings, SwitchCall, TrajectoryGoal, reset_node_parameters)
 
 RELEASES = releases()
 DT = 0.01            # simulated step [s]

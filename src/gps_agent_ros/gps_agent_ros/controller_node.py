@@ -34,7 +34,7 @@ from gps_agent_ros.conversions import (JointStateReader, image_from_msg, reset_r
                                        time_to_seconds, to_float64_multi_array, trial_spec_from_goal)
 from gps_agent_ros.diagnostics import ControllerHealth, LoopTiming, controller_diagnostics, publish_diagnostics
 from gps_agent_ros.node_runtime import run_node, spin_while, take_missed
-from gps_agent_ros.ur_reset import RobotProgramMonitor
+from gps_agent_ros.ur_controllers import RobotProgramMonitor
 from gps_controllers.trial_lifecycle import TrialLifecycle, TrialOutcome
 from gps_controllers.trial_runner import TrialStatus
 from gps_interfaces.action import RunTrial

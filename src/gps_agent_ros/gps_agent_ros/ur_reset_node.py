@@ -40,9 +40,9 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectoryPoint
 
-from gps_agent_ros.ur_reset import (PROGRAM_RUNNING_TOPIC, CancelTrajectory, Command, ControllerInfo,
-                                    ListControllersCall, ResetDone, ResetSequence, ResetSettings,
-                                    SwitchCall, TrajectoryGoal)
+from gps_agent_ros.ur_controllers import PROGRAM_RUNNING_TOPIC, ControllerInfo
+from gps_agent_ros.ur_reset import (CancelTrajectory, Command, ListControllersCall, ResetDone, ResetSequence,
+                                    ResetSettings, SwitchCall, TrajectoryGoal)
 from gps_interfaces.srv import ResetArm
 
 _NS = 1_000_000_000
