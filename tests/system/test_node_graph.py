@@ -246,7 +246,9 @@ def test_a_trial_someone_else_disturbs_is_not_trusted(tmp_path, intrusion):
         probe.spin_until(lambda: probe.efforts and probe.efforts[-1][1][0] == 2.0, 10.0, 'the trial to run')
         if intrusion == 'publisher':
             intruder = probe.node.create_publisher(Float64MultiArray, f'/{ns}/forward_effort_controller/commands', 10)
-            intruder.publish(Float64MultiArray(data=[10.0] * 6))
+            # the trial's own command: what is caught is the second publisher (graph API), not a
+            # harmful value (10 N m on the wrist could trip the velocity limit first, ABORTED_LIMIT)
+            intruder.publish(Float64MultiArray(data=[2.0, 0.0, 0.0, 0.0, 0.0, 0.0]))
             words = ['another publisher on the command topic', 'probe_']
         else:
             client = probe.node.create_client(ResetArm, f'/{ns}/reset')
