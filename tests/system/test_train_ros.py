@@ -101,18 +101,27 @@ def test_two_arms_solve_the_task_and_match_inprocess(tmp_path):
     assert np.array_equal(recorded['q'], trial.X[:, :6]) and np.array_equal(recorded['U'], trial.U)
 
 
+def _two_arms_after_arm1_ran(out: Path, log_name: str, *options: str, domain_offset: int) -> subprocess.Popen:
+    """gps-train --arms 2 (2 iterations) started in its own domain, returned once arm1 completed two
+    trials (its node log `log_name` says so)."""
+    env = dict(os.environ, ROS_DOMAIN_ID=str(101 + (os.getpid() + domain_offset) % 100))
+    trainer = subprocess.Popen([sys.executable, '-m', 'gps_agent_ros.train_cli', str(UR5E), '--agent', 'ros',
+                                '--arms', '2', *options, '--out', str(out), '--iterations', '2'],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = out / 'logs' / 'arm1' / log_name
+    deadline = time.monotonic() + 120.0
+    while not (log.exists() and log.read_text().count('ended COMPLETED') >= 2):
+        if trainer.poll() is not None or time.monotonic() >= deadline:
+            trainer.kill()
+            raise AssertionError('arm1 never ran a trial')
+        time.sleep(0.05)
+    return trainer
+
+
 def test_an_arm_killed_mid_run_leaves_the_run_going_on_the_others(tmp_path):
     out = tmp_path / 'run'
-    env = dict(os.environ, ROS_DOMAIN_ID=str(101 + (os.getpid() + 7) % 100))
-    trainer = subprocess.Popen([sys.executable, '-m', 'gps_agent_ros.train_cli', str(UR5E), '--agent', 'ros',
-                                '--arms', '2', '--out', str(out), '--iterations', '2'],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    trainer = _two_arms_after_arm1_ran(out, 'controller_node.log', domain_offset=7)
     try:
-        log = out / 'logs' / 'arm1' / 'controller_node.log'
-        deadline = time.monotonic() + 120.0
-        while not (log.exists() and log.read_text().count('ended COMPLETED') >= 2):
-            assert trainer.poll() is None and time.monotonic() < deadline, 'arm1 never ran a trial'
-            time.sleep(0.05)
         victim = [pid for pid in _node_pids(out / 'logs' / 'arm1' / 'params.yaml')
                   if b'controller_node' in Path(f'/proc/{pid}/cmdline').read_bytes()]
         assert len(victim) == 1
@@ -133,16 +142,8 @@ def test_composed_arms_match_inprocess_and_a_killed_one_leaves_the_run_going(tmp
     same (every number equals the in-process run), and SIGKILL to one arm's process leaves the
     run going on the other."""
     out = tmp_path / 'run'
-    env = dict(os.environ, ROS_DOMAIN_ID=str(101 + (os.getpid() + 11) % 100))
-    trainer = subprocess.Popen([sys.executable, '-m', 'gps_agent_ros.train_cli', str(UR5E), '--agent', 'ros',
-                                '--arms', '2', '--compose', '--out', str(out), '--iterations', '2'],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    trainer = _two_arms_after_arm1_ran(out, 'composed_arm.log', '--compose', domain_offset=11)
     try:
-        log = out / 'logs' / 'arm1' / 'composed_arm.log'
-        deadline = time.monotonic() + 120.0
-        while not (log.exists() and log.read_text().count('ended COMPLETED') >= 2):
-            assert trainer.poll() is None and time.monotonic() < deadline, 'arm1 never ran a trial'
-            time.sleep(0.05)
         arm1 = _node_pids(out / 'logs' / 'arm1' / 'params.yaml')
         assert len(arm1) == 1 and b'composed_arm' in Path(f'/proc/{arm1[0]}/cmdline').read_bytes()
         assert len(_node_pids(out / 'logs' / 'arm0' / 'params.yaml')) == 1
